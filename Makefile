@@ -1,0 +1,53 @@
+# mmsportal — the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test e2e lint format bench chaos chaos-ci load fuzz clean lock
+
+$(INSTALLED): requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	@touch $(INSTALLED)
+
+run: $(INSTALLED)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py runportal --port $(PORT)
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+e2e: $(INSTALLED)
+	E2E_JOURNEYS=1 $(BIN)/python -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(INSTALLED)
+	BENCH=1 $(BIN)/python -m pytest tests/bench -p no:cacheprovider -q $(PYTEST_ARGS)
+
+# Faults, killed workers, Redis and PostgreSQL restarts against real workers and beat; needs
+# PostgreSQL and Redis on 127.0.0.1 (tests/chaos/chaos.py). The full run writes docs/reliability.md.
+chaos: $(INSTALLED)
+	$(BIN)/python -m tests.chaos.chaos --messages 1000 --seconds 360 --settle 300 --report docs/reliability.md
+
+chaos-ci: $(INSTALLED)
+	CHAOS=1 $(BIN)/python -m pytest tests/chaos -p no:cacheprovider -q -s $(PYTEST_ARGS)
+
+# 50 users for 60 s against gunicorn, workers and the emulator (tests/load); writes docs/reliability.md.
+load: $(INSTALLED)
+	$(BIN)/python -m tests.load.run --users 50 --run-time 60s --report docs/reliability.md
+
+# Re-pin dependencies after editing pyproject.toml (needs uv: pip install uv).
+lock:
+	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

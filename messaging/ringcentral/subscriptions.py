@@ -1,0 +1,115 @@
+"""RingCentral webhook subscriptions: create, read, renew, delete.
+
+    info = create(client, address="https://portal.example/ringcentral/webhook/", token=...)
+    info = renew(client, info.id)      # Light group
+    info = get(client, info.id)        # Light group; status "Active" or "Blacklisted"
+    delete(client, info.id)            # Medium group
+
+Creation makes RingCentral call `address` first with a `Validation-Token` header that the
+endpoint must echo within 3 s (else HTTP 400 SUB-525); `token` comes back on every delivery in
+a `Verification-Token` header. An expired subscription reads as 404 (SUB-507) and a deleted one
+as 404: both raise `errors.NotFound`, which callers treat as "gone, create a new one".
+
+The filter asks for changes to the user's outbound SMS/MMS only; the notifications carry counts,
+not the ids of changed messages, so callers read the message store afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from . import errors
+from .client import API
+from .message_store import parse_time
+
+SUBSCRIPTION_PATH = f"{API}/subscription"
+OUTBOUND_SMS_FILTER = f"{API}/account/~/extension/~/message-store?type=SMS&direction=Outbound"
+# RingCentral's ceiling for a WebHook subscription's lifetime (10 years).
+MAX_EXPIRES_IN = 315_360_000
+ACTIVE = "Active"
+BLACKLISTED = "Blacklisted"
+
+
+@dataclass(frozen=True)
+class SubscriptionInfo:
+    id: str
+    status: str
+    expires_in: int
+    # On our clock: when the answer arrived plus `expires_in`.
+    expires_at: datetime
+    # RingCentral's own `expirationTime`, for display and logs.
+    expiration_time: datetime | None = None
+    blacklist_reason: str = ""
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ACTIVE
+
+
+def build_create(address: str, token: str, expires_in: int) -> dict[str, Any]:
+    """The JSON body of `POST /restapi/v1.0/subscription`."""
+    if not 1 <= int(expires_in) <= MAX_EXPIRES_IN:
+        raise ValueError(f"expires_in must be between 1 and {MAX_EXPIRES_IN}")
+    return {
+        "eventFilters": [OUTBOUND_SMS_FILTER],
+        "deliveryMode": {
+            "transportType": "WebHook",
+            "address": address,
+            "verificationToken": token,
+        },
+        "expiresIn": int(expires_in),
+    }
+
+
+def create(client, *, address: str, token: str, expires_in: int) -> SubscriptionInfo:
+    body = build_create(address, token, expires_in)
+    return _info(client._json("POST", SUBSCRIPTION_PATH, json=body))
+
+
+def get(client, subscription_id: str) -> SubscriptionInfo:
+    return _info(client._json("GET", f"{SUBSCRIPTION_PATH}/{_checked(subscription_id)}"))
+
+
+def renew(client, subscription_id: str) -> SubscriptionInfo:
+    path = f"{SUBSCRIPTION_PATH}/{_checked(subscription_id)}/renew"
+    return _info(client._json("POST", path))
+
+
+def delete(client, subscription_id: str) -> None:
+    """Delete it at RingCentral; one that is already gone counts as deleted."""
+    try:
+        client._request("DELETE", f"{SUBSCRIPTION_PATH}/{_checked(subscription_id)}")
+    except errors.NotFound:
+        return
+
+
+def _checked(subscription_id: str) -> str:
+    value = str(subscription_id)
+    if not value or "/" in value or "?" in value or len(value) > 64:
+        raise ValueError("not a RingCentral subscription id")
+    return value
+
+
+def _info(data: dict[str, Any]) -> SubscriptionInfo:
+    received_at = timezone.now()
+    try:
+        subscription_id = str(data["id"])
+        expires_in = int(data.get("expiresIn") or 0)
+    except (KeyError, TypeError, ValueError):
+        raise errors.UnexpectedResponse("subscription answer without id or expiresIn") from None
+    expiration_time = parse_time(data.get("expirationTime"))
+    blacklisted = data.get("blacklistedData") or {}
+    return SubscriptionInfo(
+        id=subscription_id,
+        status=str(data.get("status") or ""),
+        expires_in=expires_in,
+        expires_at=received_at + timedelta(seconds=max(expires_in, 0)),
+        expiration_time=expiration_time,
+        blacklist_reason=str(blacklisted.get("reason") or "")
+        if isinstance(blacklisted, dict)
+        else "",
+    )

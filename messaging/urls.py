@@ -1,0 +1,79 @@
+"""URLs of the messaging app. Names here are used by the layout's navigation."""
+
+from django.urls import path  # noqa: F401
+
+from .views import attachments as attachment_views
+from .views import compose as compose_views
+from .views import outbox as outbox_views
+from .views import ringcentral as rc_views
+from .views import teams as team_views
+from .views import webhooks as webhook_views
+
+urlpatterns = [
+    # teams
+    path("teams/", team_views.team_list, name="team_list"),
+    path("teams/new/", team_views.team_create, name="team_create"),
+    path("teams/switch/", team_views.team_switch, name="team_switch"),
+    path("team/", team_views.team_detail, name="team_detail"),
+    path("teams/<slug:slug>/", team_views.team_page, name="team_page"),
+    path("teams/<slug:slug>/rename/", team_views.team_rename, name="team_rename"),
+    path("teams/<slug:slug>/leave/", team_views.team_leave, name="team_leave"),
+    path("teams/<slug:slug>/transfer/", team_views.team_transfer, name="team_transfer"),
+    path(
+        "teams/<slug:slug>/members/<int:member_id>/role/",
+        team_views.member_role,
+        name="member_role",
+    ),
+    path(
+        "teams/<slug:slug>/members/<int:member_id>/remove/",
+        team_views.member_remove,
+        name="member_remove",
+    ),
+    path("teams/<slug:slug>/invite/", team_views.invitation_create, name="invitation_create"),
+    path(
+        "teams/<slug:slug>/invitations/<int:invitation_id>/resend/",
+        team_views.invitation_resend,
+        name="invitation_resend",
+    ),
+    path(
+        "teams/<slug:slug>/invitations/<int:invitation_id>/revoke/",
+        team_views.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path("invitations/<str:token>/", team_views.invitation_accept, name="invitation_accept"),
+    # ringcentral
+    path("ringcentral/", rc_views.overview, name="ringcentral"),
+    path("ringcentral/connect/", rc_views.connect, name="ringcentral_connect"),
+    path("ringcentral/callback/", rc_views.callback, name="ringcentral_callback"),
+    path("ringcentral/<int:pk>/share/", rc_views.share, name="ringcentral_share"),
+    path("ringcentral/<int:pk>/sync/", rc_views.sync, name="ringcentral_sync"),
+    path("ringcentral/<int:pk>/disconnect/", rc_views.disconnect, name="ringcentral_disconnect"),
+    # outbox
+    path("messages/", outbox_views.outbox_list, name="outbox"),
+    path("messages/status/", outbox_views.message_statuses, name="outbox_status"),
+    path("messages/<int:pk>/", outbox_views.message_detail, name="message_detail"),
+    path("messages/<int:pk>/cancel/", outbox_views.message_cancel, name="message_cancel"),
+    path("messages/<int:pk>/retry/", outbox_views.message_retry, name="message_retry"),
+    # compose
+    path("messages/compose/", compose_views.compose_view, name="compose"),
+    path("messages/compose/upload/", compose_views.upload, name="compose_upload"),
+    path(
+        "messages/compose/upload/<uuid:key>/delete/",
+        compose_views.upload_delete,
+        name="compose_upload_delete",
+    ),
+    path(
+        "messages/compose/upload/<uuid:key>/thumbnail/",
+        attachment_views.draft_thumbnail,
+        name="compose_upload_thumbnail",
+    ),
+    path("messages/compose/check/", compose_views.check, name="compose_check"),
+    path("messages/attachments/<int:pk>/", attachment_views.attachment, name="attachment"),
+    path(
+        "messages/attachments/<int:pk>/thumbnail/",
+        attachment_views.attachment_thumbnail,
+        name="attachment_thumbnail",
+    ),
+    # webhooks
+    path("ringcentral/webhook/", webhook_views.ringcentral_webhook, name="ringcentral_webhook"),
+]

@@ -1,0 +1,437 @@
+"""Settings for mmsportal, read from the environment (12-factor).
+
+Every variable is optional in development (DEBUG on): the app then runs on embedded defaults —
+SQLite, a Celery broker on SQLite, files in ./media — and, without RingCentral credentials, in
+demo mode against the built-in emulator. With DEBUG off, missing secrets stop the process at
+start-up with a message that names the variable, instead of running half-configured.
+"""
+
+import base64
+import hashlib
+from pathlib import Path
+
+import environ
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from messaging import limits as _mms_limits
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A local .env file is a convenience for operators; the real environment always wins.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=True)
+
+
+def _required_in_production(name: str, dev_default: str) -> str:
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEBUG:
+        return dev_default
+    raise ImproperlyConfigured(
+        f"{name} must be set when DEBUG is off. See the configuration table in README.md."
+    )
+
+
+SECRET_KEY = _required_in_production(
+    "DJANGO_SECRET_KEY", "development-only-secret-key-never-use-in-production-0123456789abcdef"
+)
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
+)
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is off (comma-separated).")
+
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
+CSRF_TRUSTED_ORIGINS = env.list(
+    "CSRF_TRUSTED_ORIGINS", default=[PUBLIC_BASE_URL] if PUBLIC_BASE_URL else []
+)
+
+INSTALLED_APPS = [
+    "mmsportal.apps.PortalAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "messaging",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # Near the top, so responses made by the middleware below it (a 400 for a bad Host header
+    # comes from CommonMiddleware) cannot be framed either.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "messaging.security.SecurityHeadersMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "messaging.middleware.CurrentTeamMiddleware",
+]
+
+ROOT_URLCONF = "mmsportal.urls"
+WSGI_APPLICATION = "mmsportal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "messaging.context_processors.portal",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# SQLite is the embedded default; web, worker and beat share it, so wait on locks instead of
+# failing, take the write lock up front (IMMEDIATE) and use WAL so readers never block writers.
+DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var")))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'mmsportal.sqlite3'}")
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, for tests too: worker subprocesses started by tests must see the data.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-mmsportal.sqlite3")}
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache ----------------------------------------------------------------------------------
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# --- Auth and accounts (django-allauth) -------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "dashboard"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = "username"
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = False
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_SESSION_REMEMBER = None
+ACCOUNT_ADAPTER = "messaging.adapters.AccountAdapter"
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[mmsportal] "
+# allauth's defaults, written out so they are visibly on (and tunable per deployment).
+ACCOUNT_RATE_LIMITS = {
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+    "reset_password": "20/m/ip,5/m/key",
+    "reauthenticate": "10/m/user",
+    "reset_password_from_key": "20/m/ip",
+    "signup": "20/m/ip",
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",
+    "confirm_email": "1/3m/key",
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# The admin shows every team's message history: staff must use two-factor authentication.
+ADMIN_REQUIRE_MFA = env.bool("ADMIN_REQUIRE_MFA", default=True)
+MFA_TOTP_ISSUER = "mmsportal"
+# How long a team invitation link stays valid; resending starts the period again.
+INVITATION_MAX_AGE_DAYS = env.int("INVITATION_MAX_AGE_DAYS", default=7)
+# Accept the neighbouring 30 s code too: phone clocks drift, and a code typed at the end of its
+# period should still work.
+MFA_TOTP_TOLERANCE = 1
+
+# --- Email ----------------------------------------------------------------------------------
+# Console in development; any SMTP server through EMAIL_URL (e.g. smtp+tls://user:pw@host:587).
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = _email.get("EMAIL_PORT", 25)
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mmsportal <mmsportal@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Internationalisation -------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="US")
+
+# --- Static and media files -------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# In development WhiteNoise serves straight from the source folders; production runs collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
+
+STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
+if STORAGE_BACKEND == "s3":
+    # django-storages reads its own AWS_* settings; attachments stay private and are handed
+    # out only through short-lived presigned URLs.
+    _attachment_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {"default_acl": "private", "querystring_auth": True, "file_overwrite": False},
+    }
+    AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+    AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default=None)
+    AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default=None)
+    AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default=None)
+    AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default=None)
+    AWS_QUERYSTRING_EXPIRE = env.int("AWS_QUERYSTRING_EXPIRE", default=300)
+    if not AWS_STORAGE_BUCKET_NAME:
+        raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME.")
+elif STORAGE_BACKEND == "local":
+    # Never below a public URL: files are served by an authorised view only.
+    _attachment_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT, "base_url": None},
+    }
+else:
+    raise ImproperlyConfigured("STORAGE_BACKEND must be 'local' or 's3'.")
+# Uploads on the compose page. The cap on a whole request is far above RingCentral's attachment
+# budget because photos are fitted to that budget on the server: a plain (no-JavaScript) form
+# with ten phone photos of about 5 MB each must get through. Larger requests are refused from
+# their Content-Length before anything is read. One file may be at most COMPOSE_MAX_FILE_BYTES.
+COMPOSE_MAX_REQUEST_BYTES = env.int("COMPOSE_MAX_REQUEST_BYTES", default=60_000_000)
+COMPOSE_MAX_FILE_BYTES = env.int("COMPOSE_MAX_FILE_BYTES", default=30_000_000)
+# Files above this are spooled to a temporary file while a request is parsed, not kept in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Form fields other than files (recipients, text) stay small.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Enough to tell someone who attached too many files how many to remove, instead of a bare 400.
+DATA_UPLOAD_MAX_NUMBER_FILES = 50
+STORAGES = {
+    "default": _attachment_storage,
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# --- RingCentral ----------------------------------------------------------------------------
+RINGCENTRAL_SERVER_URL = env.str(
+    "RINGCENTRAL_SERVER_URL", default="https://platform.ringcentral.com"
+).rstrip("/")
+RINGCENTRAL_CLIENT_ID = env.str("RINGCENTRAL_CLIENT_ID", default="")
+RINGCENTRAL_CLIENT_SECRET = env.str("RINGCENTRAL_CLIENT_SECRET", default="")
+# Demo mode: no credentials configured, so the built-in emulator stands in for RingCentral.
+DEMO_MODE = not RINGCENTRAL_CLIENT_ID
+DEMO_EMULATOR_PORT = env.int("DEMO_EMULATOR_PORT", default=8089)
+if DEMO_MODE:
+    RINGCENTRAL_SERVER_URL = env.str(
+        "DEMO_EMULATOR_URL", default=f"http://127.0.0.1:{DEMO_EMULATOR_PORT}"
+    ).rstrip("/")
+    RINGCENTRAL_CLIENT_ID = "demo-client-id"
+    RINGCENTRAL_CLIENT_SECRET = "demo-client-secret"  # noqa: S105 - the emulator's public demo app
+elif not RINGCENTRAL_CLIENT_SECRET:
+    raise ImproperlyConfigured("RINGCENTRAL_CLIENT_ID is set but RINGCENTRAL_CLIENT_SECRET is not.")
+RINGCENTRAL_TIMEOUT = (
+    env.float("RINGCENTRAL_CONNECT_TIMEOUT", default=5.0),
+    env.float("RINGCENTRAL_READ_TIMEOUT", default=30.0),
+)
+# Client-side pacing per RingCentral user and sending number (messaging/ratelimit.py):
+# group -> {"limit": requests, "window": seconds}, RingCentral's defaults unless overridden by a
+# JSON object in the environment, e.g. {"Medium": {"limit": 20}} for an app with custom limits.
+_rate_limit_overrides = env.json("RINGCENTRAL_RATE_LIMITS", default={})
+RINGCENTRAL_RATE_LIMITS = {
+    group: {**values, **_rate_limit_overrides.get(group, {})}
+    for group, values in _mms_limits.rate_limit_defaults().items()
+}
+# Off only for benchmarks against the emulator; RingCentral itself would answer with 429s.
+RINGCENTRAL_RATE_LIMITING = env.bool("RINGCENTRAL_RATE_LIMITING", default=True)
+# Seconds before an access token expires at which it is refreshed, so no request starts with a
+# token that dies on the way.
+RINGCENTRAL_REFRESH_MARGIN = env.int("RINGCENTRAL_REFRESH_MARGIN", default=300)
+
+
+def _dev_token_key(secret: str) -> str:
+    # Development only: a stable Fernet key derived from the dev SECRET_KEY, so tokens survive
+    # restarts without the developer having to generate a key.
+    return base64.urlsafe_b64encode(hashlib.sha256(b"tokens:" + secret.encode()).digest()).decode()
+
+
+TOKEN_ENCRYPTION_KEYS = [
+    key.strip()
+    for key in _required_in_production("TOKEN_ENCRYPTION_KEYS", _dev_token_key(SECRET_KEY)).split(
+        ","
+    )
+    if key.strip()
+]
+
+# --- Celery ---------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str(
+    "CELERY_BROKER_URL", default=f"sqla+sqlite:///{DATA_DIR / 'celery-broker.sqlite3'}"
+)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Keep Django's LOGGING (and its redaction filter) in worker processes too.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = TIME_ZONE
+# Celery's Django support closes the database connection around every task, so each task paid
+# for a new PostgreSQL connection (a server process started and torn down); reuse it for this
+# many tasks instead. CONN_MAX_AGE and CONN_HEALTH_CHECKS still apply.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
+# Redis redelivers unacknowledged tasks after this; every countdown we use stays well below it.
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"visibility_timeout": 3600} if CELERY_BROKER_URL.startswith(("redis", "rediss")) else {}
+)
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "keep-connections-alive": {
+        "task": "messaging.tasks.keep_connections_alive",
+        "schedule": crontab(minute=17),
+    },
+    # The outbox's safety nets (messaging/tasks.py). Each run expires before the next is due, so
+    # a backlog of them never builds up while workers are busy or down.
+    "outbox-dispatch-due": {
+        "task": "messaging.tasks.dispatch_due",
+        "schedule": 5.0,
+        "options": {"expires": 5.0},
+    },
+    "outbox-sweep-stuck": {
+        "task": "messaging.tasks.sweep_stuck",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
+    "outbox-reconcile-unknown": {
+        "task": "messaging.tasks.reconcile_unknown",
+        "schedule": 30.0,
+        "options": {"expires": 30.0},
+    },
+    # Delivery tracking (messaging/tracking.py): read due delivery reports; keep webhook
+    # subscriptions alive (renewed a day before they lapse, re-created when blacklisted).
+    "tracking-poll-statuses": {
+        "task": "messaging.tasks.poll_statuses",
+        "schedule": 10.0,
+        "options": {"expires": 10.0},
+    },
+    "tracking-renew-subscriptions": {
+        "task": "messaging.tasks.renew_subscriptions",
+        "schedule": 600.0,
+        "options": {"expires": 600.0},
+    },
+}
+
+# --- Delivery tracking (messaging/tracking.py) --------------------------------------------------
+# A sent message without a final report is given up (no_receipt) this long after sending.
+TRACKING_GIVE_UP_AFTER = env.int("TRACKING_GIVE_UP_AFTER", default=24 * 3600)
+# Reads carrying fewer than a full batch of messages are at least this far apart per connection.
+TRACKING_MIN_READ_INTERVAL = env.float("TRACKING_MIN_READ_INTERVAL", default=45.0)
+# With a healthy webhook subscription, polling checks a message at most this often.
+TRACKING_WEBHOOK_POLL_GAP = env.float("TRACKING_WEBHOOK_POLL_GAP", default=900.0)
+# Lifetime asked for a webhook subscription; it is renewed a day before it ends.
+RINGCENTRAL_WEBHOOK_EXPIRES_IN = env.int("RINGCENTRAL_WEBHOOK_EXPIRES_IN", default=7 * 24 * 3600)
+RINGCENTRAL_WEBHOOK_RENEW_BEFORE = env.int("RINGCENTRAL_WEBHOOK_RENEW_BEFORE", default=24 * 3600)
+
+# --- Outbox (messaging/outbox.py, messaging/tasks.py) -------------------------------------------
+# Tries per message, and the waits before the 2nd, 3rd, … try (each spread by ±20 %).
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=6)
+OUTBOX_BACKOFF_SECONDS = tuple(
+    env.list("OUTBOX_BACKOFF_SECONDS", cast=float, default=[10, 30, 90, 300, 900])
+)
+# A message left in "sending" longer than this is swept to "unknown" (its worker died). It must
+# outlast the longest send: a token refresh and the POST, each repeated once after a 401, each
+# bounded by the connect and read timeouts.
+OUTBOX_SENDING_LEASE = env.float("OUTBOX_SENDING_LEASE", default=180.0)
+# An unknown outcome missing from RingCentral's message store is sent again only after this long
+# (the store may lag behind the send).
+OUTBOX_RECONCILE_GRACE = env.float("OUTBOX_RECONCILE_GRACE", default=300.0)
+# The message store is searched from this long before the attempt started (clock differences).
+OUTBOX_RECONCILE_MARGIN = env.float("OUTBOX_RECONCILE_MARGIN", default=300.0)
+# Longest countdown a send task is re-scheduled with; later retries wait for the dispatcher.
+OUTBOX_MAX_COUNTDOWN = env.float("OUTBOX_MAX_COUNTDOWN", default=300.0)
+_longest_send = 4 * sum(RINGCENTRAL_TIMEOUT)
+if _longest_send >= OUTBOX_SENDING_LEASE:
+    raise ImproperlyConfigured(
+        f"OUTBOX_SENDING_LEASE ({OUTBOX_SENDING_LEASE:g} s) must exceed 4 × (connect + read "
+        f"timeout) = {_longest_send:g} s, or live sends would be swept as stuck."
+    )
+# Redis hands an unacknowledged task to another worker after its visibility timeout. A send task
+# waits at most OUTBOX_MAX_COUNTDOWN and then runs at most one lease; staying below the timeout
+# means no task is delivered twice in normal operation (if one were, its claim would fail: the
+# message is no longer claimable, so nothing is sent twice).
+_visibility = CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
+if _visibility and _visibility <= OUTBOX_MAX_COUNTDOWN + OUTBOX_SENDING_LEASE:
+    raise ImproperlyConfigured(
+        "OUTBOX_MAX_COUNTDOWN + OUTBOX_SENDING_LEASE must stay below the broker's "
+        f"visibility_timeout ({_visibility} s)."
+    )
+
+# --- Security -------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_FAILURE_VIEW = "messaging.views.errors.csrf_failure"
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    CSRF_COOKIE_HTTPONLY = True
+# /healthz must answer plain HTTP probes from a load balancer on the private network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# --- Logging --------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "messaging.logging.RedactSecretsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Request lines of the development server carry paths such as invitation links.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}

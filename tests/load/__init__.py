@@ -1,0 +1,1 @@
+"""The load run (`python -m tests.load.run`, `make load`); see run.py and locustfile.py."""

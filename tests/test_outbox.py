@@ -1,0 +1,281 @@
+"""The outbox state machine: every transition, its guards, and the schema's invariants."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import IntegrityError, close_old_connections, transaction
+from django.utils import timezone
+
+from messaging import outbox
+from messaging.models import (
+    AttemptOutcome,
+    MessageStatus,
+    OutboundMessage,
+    RecipientStatus,
+)
+from tests.factories import make_connection, make_message, make_number
+
+
+@pytest.fixture
+def number(team, alice):
+    return make_number(make_connection(team, alice))
+
+
+@pytest.fixture
+def message(number, alice):
+    return make_message(number, alice, to=("+16505550111", "+16505550112"))
+
+
+def status_of(message):
+    return OutboundMessage.objects.values_list("status", flat=True).get(pk=message.pk)
+
+
+def test_claim_moves_queued_to_sending_and_opens_an_attempt(message):
+    message_, attempt = outbox.claim(message.pk)
+    assert message_.status == MessageStatus.SENDING
+    assert message_.sending_since is not None
+    assert message_.attempts == 1
+    assert attempt.number == 1 and attempt.outcome == AttemptOutcome.IN_PROGRESS
+
+
+def test_a_claimed_message_cannot_be_claimed_again(message):
+    assert outbox.claim(message.pk)
+    assert outbox.claim(message.pk) is None
+
+
+def test_a_retry_is_not_claimed_before_its_time(message):
+    msg, attempt = outbox.claim(message.pk)
+    outbox.schedule_retry(msg, attempt, outbox.Failure(reason="503", retry_after=60))
+    assert status_of(message) == MessageStatus.RETRY_WAIT
+    assert outbox.claim(message.pk) is None
+
+
+def test_claim_refuses_to_run_inside_a_callers_transaction(message):
+    # The claim must be committed before the HTTP request; a surrounding transaction would hold it.
+    with transaction.atomic(), pytest.raises(RuntimeError):
+        outbox.claim(message.pk)
+    assert status_of(message) == MessageStatus.QUEUED
+
+
+def test_success_records_the_ringcentral_id_and_recipient_statuses(message):
+    msg, attempt = outbox.claim(message.pk)
+    accepted = outbox.Accepted(
+        rc_message_id="123456789012345678",
+        conversation_id="6288356833283647895",
+        recipient_statuses={"+16505550111": "Queued", "+16505550112": "Sent"},
+    )
+    assert outbox.record_success(msg, attempt, accepted)
+    msg.refresh_from_db()
+    attempt.refresh_from_db()
+    assert msg.status == MessageStatus.SENT
+    assert msg.rc_message_id == "123456789012345678"
+    assert msg.rc_conversation_id == "6288356833283647895"
+    assert msg.sent_at is not None
+    statuses = dict(msg.recipients.values_list("phone_number", "status"))
+    assert statuses == {
+        "+16505550111": RecipientStatus.QUEUED,
+        "+16505550112": RecipientStatus.SENT,
+    }
+    assert attempt.outcome == AttemptOutcome.ACCEPTED and attempt.finished_at
+
+
+def test_permanent_failure_keeps_reason_and_fix_and_emails_the_sender(
+    message, django_capture_on_commit_callbacks
+):
+    msg, attempt = outbox.claim(message.pk)
+    failure = outbox.Failure(
+        reason="The sending number is not one of yours.",
+        fix="Pick another number.",
+        code="MSG-245",
+        http_status=400,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert outbox.record_failure(msg, attempt, failure)
+    msg.refresh_from_db()
+    assert msg.status == MessageStatus.FAILED
+    assert (msg.error_code, msg.error_fix) == ("MSG-245", "Pick another number.")
+    assert set(msg.recipients.values_list("status", flat=True)) == {RecipientStatus.FAILED}
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["alice@example.com"]
+    assert "The sending number is not one of yours." in mail.outbox[0].body
+    assert "Pick another number." in mail.outbox[0].body
+
+
+def test_retry_uses_the_backoff_table_with_jitter(message):
+    msg, attempt = outbox.claim(message.pk)
+    before = timezone.now()
+    outbox.schedule_retry(msg, attempt, outbox.Failure(reason="HTTP 503"))
+    msg.refresh_from_db()
+    wait = (msg.next_attempt_at - before).total_seconds()
+    base = outbox.BACKOFF_SECONDS[0]
+    assert base * (1 - outbox.JITTER) - 1 <= wait <= base * (1 + outbox.JITTER) + 1
+
+
+def test_retry_after_from_ringcentral_wins_over_the_table(message):
+    msg, attempt = outbox.claim(message.pk)
+    before = timezone.now()
+    outbox.schedule_retry(msg, attempt, outbox.Failure(reason="429", retry_after=42))
+    msg.refresh_from_db()
+    assert 41 <= (msg.next_attempt_at - before).total_seconds() <= 43
+
+
+def test_after_six_attempts_the_message_fails_with_the_last_reason(message):
+    for _ in range(outbox.MAX_ATTEMPTS):
+        msg, attempt = outbox.claim(message.pk)
+        outbox.schedule_retry(msg, attempt, outbox.Failure(reason="RingCentral answered 503."))
+        OutboundMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
+    message.refresh_from_db()
+    assert message.status == MessageStatus.FAILED
+    assert "after 6 attempts" in message.error_reason
+    assert "RingCentral answered 503." in message.error_reason
+    assert message.send_attempts.count() == 6
+
+
+def test_a_rate_limited_attempt_does_not_use_up_an_attempt(message):
+    msg, attempt = outbox.claim(message.pk)
+    outbox.schedule_retry(
+        msg,
+        attempt,
+        outbox.Failure(reason="rate limited", retry_after=30),
+        counts_as_attempt=False,
+    )
+    message.refresh_from_db()
+    assert message.attempts == 0
+    assert message.send_attempts.get().outcome == AttemptOutcome.RATE_LIMITED
+
+
+def test_unknown_outcome_found_in_the_message_store_becomes_sent(message):
+    msg, attempt = outbox.claim(message.pk)
+    outbox.mark_unknown(msg, attempt, outbox.Failure(reason="read timeout"))
+    assert status_of(message) == MessageStatus.UNKNOWN
+    msg.refresh_from_db()
+    assert outbox.reconcile(msg, outbox.Accepted(rc_message_id="77")) == MessageStatus.SENT
+    msg.refresh_from_db()
+    assert msg.rc_message_id == "77" and msg.sent_at
+
+
+def test_unknown_outcome_not_found_waits_for_the_grace_period_then_is_queued(
+    message, settings, django_capture_on_commit_callbacks
+):
+    msg, attempt = outbox.claim(message.pk)
+    outbox.mark_unknown(msg, attempt, outbox.Failure(reason="connection dropped"))
+    msg.refresh_from_db()
+    assert outbox.reconcile(msg, None) == MessageStatus.UNKNOWN
+
+    OutboundMessage.objects.filter(pk=msg.pk).update(
+        sending_since=timezone.now() - timedelta(hours=1)
+    )
+    msg.refresh_from_db()
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert outbox.reconcile(msg, None) == MessageStatus.QUEUED
+    assert len(callbacks) == 1  # handed to a worker once committed
+
+
+def test_sweeper_moves_expired_leases_to_unknown_never_to_queued(message, number, alice):
+    fresh = make_message(number, alice)
+    outbox.claim(message.pk)
+    outbox.claim(fresh.pk)
+    OutboundMessage.objects.filter(pk=message.pk).update(
+        sending_since=timezone.now() - timedelta(hours=1)
+    )
+    assert outbox.sweep_stuck() == 1
+    assert status_of(message) == MessageStatus.UNKNOWN
+    assert status_of(fresh) == MessageStatus.SENDING
+    assert message.send_attempts.get().outcome == AttemptOutcome.UNKNOWN
+
+
+def test_cancel_only_before_a_worker_claims_it(message, number, alice):
+    assert outbox.cancel(message)
+    assert status_of(message) == MessageStatus.CANCELED
+    claimed = make_message(number, alice)
+    outbox.claim(claimed.pk)
+    assert not outbox.cancel(claimed)
+    assert status_of(claimed) == MessageStatus.SENDING
+
+
+def test_requeue_only_failed_messages_with_fresh_attempts(
+    message, number, alice, django_capture_on_commit_callbacks
+):
+    msg, attempt = outbox.claim(message.pk)
+    outbox.record_failure(msg, attempt, outbox.Failure(reason="refused"))
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert outbox.requeue(msg)
+    msg.refresh_from_db()
+    assert (msg.status, msg.attempts, msg.error_reason) == (MessageStatus.QUEUED, 0, "")
+    assert len(callbacks) == 1
+    sent = make_message(number, alice)
+    assert not outbox.requeue(sent)
+
+
+def test_enqueue_waits_for_the_commit(message, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        outbox.enqueue([message.pk])
+    assert len(callbacks) == 1
+
+
+def test_due_messages_include_stale_queued_and_due_retries_only(message, number, alice):
+    stale = make_message(number, alice, created_at=timezone.now() - timedelta(minutes=5))
+    later = make_message(
+        number,
+        alice,
+        created_at=timezone.now() - timedelta(minutes=5),
+        next_attempt_at=timezone.now() + timedelta(minutes=5),
+    )
+    due = outbox.due_message_ids()
+    assert stale.pk in due
+    assert message.pk not in due  # just created: its own hand-off is on the way
+    assert later.pk not in due
+
+
+def test_schema_refuses_an_accepted_message_without_a_ringcentral_id(message):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        OutboundMessage.objects.filter(pk=message.pk).update(
+            status=MessageStatus.SENT, sent_at=timezone.now()
+        )
+
+
+def test_schema_refuses_a_duplicate_ringcentral_id_on_one_connection(message, number, alice):
+    other = make_message(number, alice)
+    OutboundMessage.objects.filter(pk=message.pk).update(
+        status=MessageStatus.SENT, sent_at=timezone.now(), rc_message_id="1"
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        OutboundMessage.objects.filter(pk=other.pk).update(
+            status=MessageStatus.SENT, sent_at=timezone.now(), rc_message_id="1"
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_eight_threads_claiming_one_message_exactly_one_wins(team, alice):
+    message = make_message(make_number(make_connection(team, alice)), alice)
+    results, barrier = [], threading.Barrier(8)
+
+    def worker():
+        barrier.wait()
+        try:
+            results.append(outbox.claim(message.pk) is not None)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1
+    assert OutboundMessage.objects.get(pk=message.pk).attempts == 1
+
+
+def test_an_unknown_message_that_used_all_attempts_fails_instead_of_cycling(message):
+    msg, attempt = outbox.claim(message.pk)
+    outbox.mark_unknown(msg, attempt, outbox.Failure(reason="connection dropped"))
+    OutboundMessage.objects.filter(pk=msg.pk).update(
+        attempts=outbox.MAX_ATTEMPTS, sending_since=timezone.now() - timedelta(hours=1)
+    )
+    msg.refresh_from_db()
+    assert outbox.reconcile(msg, None) == MessageStatus.FAILED
+    msg.refresh_from_db()
+    assert "None of the 6 attempts reached RingCentral" in msg.error_reason
+    assert msg.error_fix

@@ -1,0 +1,56 @@
+"""Production settings: strict about secrets, and clean under `check --deploy`."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from cryptography.fernet import Fernet
+from django.conf import settings
+
+PRODUCTION_ENV = {
+    "DEBUG": "false",
+    "DJANGO_SECRET_KEY": "x7-" + "k" * 60 + "-production-secret",
+    "ALLOWED_HOSTS": "portal.example.com",
+    "PUBLIC_BASE_URL": "https://portal.example.com",
+    "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    "RINGCENTRAL_CLIENT_ID": "client-id",
+    "RINGCENTRAL_CLIENT_SECRET": "client-secret",
+}
+
+
+def manage(*args, env):
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DEBUG"))}
+    return subprocess.run(
+        [sys.executable, str(settings.BASE_DIR / "manage.py"), *args],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_prints_no_warnings_with_production_environment():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "ALLOWED_HOSTS", "TOKEN_ENCRYPTION_KEYS"])
+def test_missing_secret_with_debug_off_stops_with_a_message_naming_it(missing):
+    env = {**PRODUCTION_ENV, missing: ""}
+    result = manage("check", env=env)
+    assert result.returncode != 0
+    assert missing in result.stderr
+    assert "ImproperlyConfigured" in result.stderr
+
+
+def test_client_id_without_secret_is_refused():
+    result = manage("check", env={**PRODUCTION_ENV, "RINGCENTRAL_CLIENT_SECRET": ""})
+    assert result.returncode != 0
+    assert "RINGCENTRAL_CLIENT_SECRET" in result.stderr
+
+
+def test_no_eager_celery_anywhere_in_settings():
+    assert not getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False)
+    assert settings.CELERY_TASK_ACKS_LATE and settings.CELERY_TASK_REJECT_ON_WORKER_LOST

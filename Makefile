@@ -41,6 +41,11 @@ chaos: $(INSTALLED)
 chaos-ci: $(INSTALLED)
 	CHAOS=1 $(BIN)/python -m pytest tests/chaos -p no:cacheprovider -q -s $(PYTEST_ARGS)
 
+# The property tests (compose, uploads, webhooks, OAuth callback, invitation links) with 5,000
+# examples each instead of the suite's 100.
+fuzz: $(INSTALLED)
+	HYPOTHESIS_PROFILE=full $(BIN)/python -m pytest tests/test_fuzz_inputs.py tests/test_compose_fuzz.py -p no:cacheprovider -q $(PYTEST_ARGS)
+
 # 50 users for 60 s against gunicorn, workers and the emulator (tests/load); writes docs/reliability.md.
 load: $(INSTALLED)
 	$(BIN)/python -m tests.load.run --users 50 --run-time 60s --report docs/reliability.md

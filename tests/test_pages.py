@@ -23,10 +23,15 @@ def test_dashboard_says_ringcentral_is_not_linked_yet(alice_client):
 
 @pytest.mark.django_db
 def test_healthz_answers_503_when_the_broker_is_unreachable(client, monkeypatch):
+    from kombu import Connection
+
     from mmsportal.celery import app
 
-    for name in ("broker_url", "broker_write_url"):
-        monkeypatch.setattr(app.conf, name, "redis://127.0.0.1:1/0")
+    # Swap the connection factory rather than app.conf: the conf resolves broker_write_url from
+    # broker_url, so patching both leaves the dead URL behind for every later test.
+    monkeypatch.setattr(
+        app, "connection_for_write", lambda: Connection("redis://127.0.0.1:1/0", connect_timeout=1)
+    )
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["broker"] is False

@@ -56,12 +56,6 @@ def emu():
 
 @pytest.fixture(scope="module")
 def worker(django_db_setup, emu, media_dir):
-    from django.db import connection
-
-    if connection.vendor == "sqlite":
-        # Known issue: in the full suite on the SQLite file database, `--wait` polling in this
-        # process and the worker's claim can block each other; covered on PostgreSQL.
-        pytest.skip("--wait with a real worker runs on PostgreSQL only for now")
     with celery_worker(
         concurrency=1,
         DEMO_EMULATOR_URL=emu.base_url,

@@ -20,7 +20,7 @@ test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 e2e: $(INSTALLED)
-	E2E_JOURNEYS=1 $(BIN)/python -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@ Sending (the state machine is messaging/outbox.py; the wire is messaging/ringcen
                          broker was down)
     sweep_stuck()        beat, every minute: sends whose lease ran out (a killed worker) -> unknown
     reconcile_unknown()  beat, every 30 s: unknown outcomes settled from RingCentral's store
+    cleanup()            beat, hourly: expired draft uploads and their files
 
 Why a message is never sent twice: the claim is a compare-and-set committed before the POST, so
 of two deliveries of the same task (a Redis redelivery, a countdown racing the dispatcher) only
@@ -190,7 +191,7 @@ def _attempt(message, attempt, limiter, send_key, queue) -> str:
     except errors.RateLimited as exc:
         # Every request during RingCentral's penalty restarts it: stop this user's sends in
         # every worker, not just this message.
-        limiter.pause(send_key, exc.retry_after)
+        _best_effort(limiter.pause, send_key, exc.retry_after)
         _observe(limiter, send_key, exc.rate_limit)
         _retry(message, attempt, exc, queue, counts_as_attempt=False)
         return "rate limited"
@@ -252,7 +253,17 @@ def _send_later(message_id: int, seconds: float, queue: str | None) -> None:
 
 def _observe(limiter, key, headers) -> None:
     if headers:
-        limiter.observe(key, headers)
+        _best_effort(limiter.observe, key, headers)
+
+
+def _best_effort(call, *args) -> None:
+    """Tell the limiter what RingCentral said, unless the limiter's store (Redis, the database)
+    is down: RingCentral's answer is known by then and must be recorded whatever happens; the
+    next acquire, or RingCentral's next 429, puts the pacing right again."""
+    try:
+        call(*args)
+    except Exception:
+        log.warning("Rate limiter unavailable; could not record RingCentral's answer", exc_info=True)
 
 
 def _seconds_until(moment) -> float:
@@ -272,6 +283,23 @@ def dispatch_due() -> int:
 def sweep_stuck() -> int:
     """Sends whose lease ran out become unknown (see outbox.sweep_stuck)."""
     return outbox.sweep_stuck()
+
+
+@shared_task(ignore_result=True)
+def cleanup(batch: int = 200, most: int = 5000) -> int:
+    """Beat, hourly: delete expired draft uploads and their files.
+
+    Compose also purges a few at every upload, but a team that stops composing would otherwise
+    keep abandoned photos in storage forever. Batches keep each transaction short."""
+    from . import compose
+
+    removed = 0
+    while removed < most:
+        purged = compose.purge_expired_drafts(limit=batch)
+        removed += purged
+        if purged < batch:
+            break
+    return removed
 
 
 @shared_task(ignore_result=True)

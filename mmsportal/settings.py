@@ -342,6 +342,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 30.0},
     },
+    "drafts-cleanup": {
+        "task": "messaging.tasks.cleanup",
+        "schedule": crontab(minute=41),
+        "options": {"expires": 3600.0},
+    },
     # Delivery tracking (messaging/tracking.py): read due delivery reports; keep webhook
     # subscriptions alive (renewed a day before they lapse, re-created when blacklisted).
     "tracking-poll-statuses": {

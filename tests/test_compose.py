@@ -762,6 +762,24 @@ def test_expired_drafts_are_refused_and_purged(
     assert not default_storage.exists(draft.file.name)
 
 
+def test_the_hourly_cleanup_removes_every_expired_draft_and_keeps_live_ones(
+    bob_client, number, django_capture_on_commit_callbacks
+):
+    from messaging import tasks
+
+    live_id = upload(bob_client, "live.txt", b"live").json()["upload"]["id"]
+    for index in range(5):
+        upload(bob_client, f"old{index}.txt", b"old")
+    old = DraftAttachment.objects.exclude(key=live_id)
+    old.update(expires_at=timezone.now() - timedelta(seconds=1))
+    old = list(old)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.cleanup(batch=2) == 5
+    live = DraftAttachment.objects.get()
+    assert str(live.key) == live_id and default_storage.exists(live.file.name)
+    assert not any(default_storage.exists(draft.file.name) for draft in old)
+
+
 def test_unknown_upload_ids_are_reported_not_crashing(bob_client, number):
     response = bob_client.post(URL, {**fields(number), "uploads": ["nonsense", str(uuid.uuid4())]})
     assert response.status_code == 400

@@ -342,6 +342,35 @@ def test_429_pauses_the_users_send_group_for_everyone_then_the_message_is_sent(
     assert statuses[1][1] - statuses[0][1] >= 2.0
 
 
+class LimiterStoreDownAfterAcquire(ratelimit.DatabaseRateLimiter):
+    """The limiter's store answers the acquire, then goes away (Redis restarting mid-send)."""
+
+    def pause(self, key, seconds):
+        raise ConnectionError("limiter store unreachable")
+
+    def observe(self, key, headers):
+        raise ConnectionError("limiter store unreachable")
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected", "status"),
+    [
+        (Fault("rate_limit", path_contains="/sms", retry_after=2), "rate limited", "retry_wait"),
+        (None, "sent", "sent"),
+    ],
+)
+def test_ringcentrals_answer_is_recorded_even_when_the_limiter_store_is_down(
+    monkeypatch, emulator, linked, alice, sms, fault, expected, status
+):
+    monkeypatch.setattr(
+        ratelimit, "get_limiter", lambda: LimiterStoreDownAfterAcquire(ratelimit.configured_rates())
+    )
+    if fault:
+        emulator.inject(fault)
+    assert send(sms) == expected
+    assert status_of(sms) == status, "RingCentral's answer is known: never 'unknown'"
+
+
 def test_the_shared_limiter_defers_a_message_without_using_an_attempt(
     settings, emulator, linked, alice
 ):
@@ -577,6 +606,7 @@ def test_the_beat_runs_the_outbox_safety_nets(settings):
     assert schedule["messaging.tasks.dispatch_due"] <= 10
     assert schedule["messaging.tasks.sweep_stuck"] == 60
     assert schedule["messaging.tasks.reconcile_unknown"] == 30
+    assert "messaging.tasks.cleanup" in schedule
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--concurrency", type=int, default=2)
+        # Beat and the worker log every periodic tick at INFO (several lines every 5 s), which
+        # buries the URL and the sign-up emails printed here; warnings and errors still show.
+        parser.add_argument("--celery-log-level", default="WARNING")
 
     def handle(self, *args, **options):
         host, port = options["host"], options["port"]
@@ -50,11 +53,11 @@ class Command(BaseCommand):
             *celery,
             "worker",
             "--loglevel",
-            "INFO",
+            options["celery_log_level"],
             "--concurrency",
             str(options["concurrency"]),
         ]
-        commands["beat"] = [*celery, "beat", "--loglevel", "INFO"]
+        commands["beat"] = [*celery, "beat", "--loglevel", options["celery_log_level"]]
 
         children = {}
         # `kill`, a closed terminal or a supervisor stop us with SIGTERM/SIGHUP rather than

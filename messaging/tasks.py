@@ -263,7 +263,7 @@ def _best_effort(call, *args) -> None:
     try:
         call(*args)
     except Exception:
-        log.warning("Rate limiter unavailable; could not record RingCentral's answer", exc_info=True)
+        log.warning("Rate limiter unavailable; RingCentral's answer not recorded", exc_info=True)
 
 
 def _seconds_until(moment) -> float:

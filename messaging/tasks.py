@@ -104,6 +104,10 @@ SHORT_WAIT = 1.0
 DUE_TOLERANCE = 1.0
 # Countdowns are set a little past the moment the message becomes due, never before it.
 COUNTDOWN_SLACK = 0.05
+# A request may start only within this share of the lease after the claim. The rest covers the
+# sweeper's clock running ahead of this worker's and the time the request itself takes; settings
+# keep the lease above 4 × (connect + read timeouts), so a healthy send never comes near it.
+LEASE_USABLE_SHARE = 0.75
 
 
 def limit_identity(connection) -> str:
@@ -162,8 +166,11 @@ def send_message(self, message_id: int) -> str:
     if claimed is None:
         return "taken"
     message, attempt = claimed
+    # The sweeper gives a claim up after OUTBOX_SENDING_LEASE and another worker may then send
+    # the message; a request must never leave this worker that late (see _attempt).
+    not_after = time.monotonic() + settings.OUTBOX_SENDING_LEASE * LEASE_USABLE_SHARE
     try:
-        return _attempt(message, attempt, limiter, keys[0], queue)
+        return _attempt(message, attempt, limiter, keys[0], queue, not_after)
     except Exception as exc:
         # A bug or an infrastructure failure after the claim: the request may or may not have
         # gone out, so the message waits for the message store instead of being retried blindly.
@@ -178,12 +185,12 @@ def send_message(self, message_id: int) -> str:
         raise
 
 
-def _attempt(message, attempt, limiter, send_key, queue) -> str:
+def _attempt(message, attempt, limiter, send_key, queue, not_after: float) -> str:
     try:
         # The client's first step is `oauth.fresh_access_token` (refreshed under the row lock when
         # due; ConnectionBroken when the link is gone); then the body is built from storage,
         # re-checking the limits with the files as they are now; then the POST.
-        sent = client_for(message.connection).send(message)
+        sent = client_for(message.connection).send(message, not_after=not_after)
     except errors.OutcomeUnknown as exc:
         log.warning("Message %s: outcome unknown (%s); reconciling", message.pk, exc)
         outbox.mark_unknown(message, attempt, outbox.Failure.from_error(exc))

@@ -39,7 +39,13 @@ from messaging.ringcentral.client import RingCentralClient
 from messaging.ringcentral.emulator import Fault
 from mmsportal.celery import app as celery_app
 from tests.factories import make_message
-from tests.rc_fixtures import NUMBER_SMS_MMS, NUMBER_SMS_ONLY, journal, link_directly
+from tests.rc_fixtures import (
+    NUMBER_SMS_MMS,
+    NUMBER_SMS_ONLY,
+    expire_access_token,
+    journal,
+    link_directly,
+)
 
 TO = "+16505550181"
 TO_2 = "+16505550182"
@@ -340,6 +346,29 @@ def test_429_pauses_the_users_send_group_for_everyone_then_the_message_is_sent(
     statuses = [(e.status, e.time) for e in posts(emulator)]
     assert [s for s, _ in statuses] == [429, 200, 200]
     assert statuses[1][1] - statuses[0][1] >= 2.0
+
+
+def test_a_worker_that_stalls_past_its_claim_sends_nothing_and_the_message_goes_once_later(
+    settings, emulator, linked, sms
+):
+    # A stall between the claim and the POST (here a slow token refresh; in life a frozen VM
+    # or a stopped process): by the time the worker could send, the sweeper may have given it
+    # up and another worker may be sending the same message. It must not send.
+    settings.OUTBOX_SENDING_LEASE = 1.0
+    expire_access_token(linked)
+    emulator.inject(Fault("stall", path_contains="/oauth/token", seconds=1.0))
+    assert send(sms) == "retry"
+    assert posts(emulator) == []
+    sms.refresh_from_db()
+    assert sms.status == MessageStatus.RETRY_WAIT
+    attempt = sms.send_attempts.get()
+    assert attempt.outcome == AttemptOutcome.RETRYABLE
+    assert "stopped before reaching RingCentral" in sms.error_reason
+
+    settings.OUTBOX_SENDING_LEASE = 180.0
+    make_due(sms)
+    assert send(sms) == "sent"
+    assert len(posts(emulator)) == 1 and len(emulator.messages) == 1
 
 
 class LimiterStoreDownAfterAcquire(ratelimit.DatabaseRateLimiter):

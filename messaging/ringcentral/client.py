@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -171,7 +172,7 @@ class RingCentralClient:
 
     # --- sending (see the "Sending" section below) -------------------------------------------
 
-    def send(self, message) -> SentMessage:
+    def send(self, message, *, not_after: float | None = None) -> SentMessage:
         """POST one OutboundMessage to `…/sms` and return what RingCentral accepted.
 
         At most one request, plus one more after a 401 (refresh, then the body is built again).
@@ -182,15 +183,17 @@ class RingCentralClient:
           `OutcomeUnknown`     the whole request went out but no readable answer came back:
                                RingCentral may have the message; look for it before resending;
           `RateLimited`, `ServerError`, `MessageRejected`, `PermissionMissing`, … from the answer
-                               (`errors.ERROR_TABLE`); `ConnectionBroken` when the link is gone.
+                               (`errors.ERROR_TABLE`); `ConnectionBroken` when the link is gone;
+          `SendTooLate`        `not_after` (a `time.monotonic()` deadline) had passed when the
+                               request was about to go: nothing was sent.
         """
         token = self.token_source(None)
-        response = self._post_message(message, token)
+        response = self._post_message(message, token, not_after)
         if response.status_code == 401:
             # RingCentral checks the token before it reads the message: nothing was sent.
             log.info("RingCentral answered 401 to a send; refreshing once")
             token = self.token_source(token)
-            response = self._post_message(message, token)
+            response = self._post_message(message, token, not_after)
         if response.status_code >= 400:
             raise errors.from_response(response)
         return _accepted(response)
@@ -227,10 +230,14 @@ class RingCentralClient:
         raise errors.UnexpectedResponse(f"message store did not end after {MAX_STORE_PAGES} pages")
 
     @sensitive_variables("token")
-    def _post_message(self, message, token: str) -> requests.Response:
+    def _post_message(self, message, token: str, not_after: float | None) -> requests.Response:
         """One POST of a freshly built body; transport failures sorted by whether it all went."""
         request = build_send_request(message)
         try:
+            # Checked last, just before the first byte goes out, so the window in which a stall
+            # can still lead to a late request is as short as it can be.
+            if not_after is not None and time.monotonic() > not_after:
+                raise errors.SendTooLate("the claim on the message ran out before the POST")
             return self._send(
                 "POST",
                 SEND_PATH,

@@ -155,6 +155,20 @@ class ServerError(RingCentralError):
     default_fix = "Nothing to do: the portal tries again shortly."
 
 
+class SendTooLate(RingCentralError):
+    """The worker reached the POST after its claim on the message had (nearly) run out.
+
+    Nothing was sent. A worker that stalled that long (a frozen VM, a stopped process) may
+    already have been given up for dead, and the message handed to another worker; sending now
+    could deliver it twice, so this attempt stops and the outbox decides what comes next.
+    """
+
+    retryable = True
+    permanent = False
+    default_reason = "The send started too late and was stopped before reaching RingCentral."
+    default_fix = "Nothing to do: the portal tries again shortly."
+
+
 class NetworkError(RingCentralError):
     """No usable answer arrived (connection refused, timeout, reset).
 

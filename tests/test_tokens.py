@@ -3,6 +3,8 @@ representations, and re-encryptable with a new key."""
 
 import io
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,9 @@ def test_tokens_are_stored_encrypted_and_read_back_in_plain(stored):
     assert (fresh.access_token, fresh.refresh_token) == (ACCESS, REFRESH)
 
 
+READ_FILES = "import sys\nfor p in sys.argv[1:]: sys.stdout.buffer.write(open(p, 'rb').read())"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_tokens_never_appear_in_plain_text_in_the_database_files(alice, team):
     stored = RingCentralConnection.objects.create(
@@ -58,8 +63,13 @@ def test_tokens_never_appear_in_plain_text_in_the_database_files(alice, team):
     )
     if db_connection.vendor == "sqlite":
         name = Path(db_connection.settings_dict["NAME"])
-        files = [p for p in (name, Path(f"{name}-wal")) if p.exists()]
-        content = b"".join(p.read_bytes() for p in files)
+        files = [str(p) for p in (name, Path(f"{name}-wal")) if p.exists()]
+        # Read in another process: closing any descriptor of a file drops every POSIX lock this
+        # process holds on it, including SQLite's, after which another process's connection can
+        # think it is the last one and delete the -shm file under this process's feet.
+        content = subprocess.run(
+            [sys.executable, "-c", READ_FILES, *files], check=True, capture_output=True
+        ).stdout
     else:
         # PostgreSQL: read the row exactly as stored, bypassing the model.
         with db_connection.cursor() as cursor:

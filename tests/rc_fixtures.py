@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -59,6 +60,30 @@ def emulator(settings):
     try:
         yield emu
     finally:
+        emu.stop()
+
+
+@contextmanager
+def shared_emulator():
+    """An emulator without rate limits for a whole module of worker tests, with Rita Frontdesk
+    (`emu.rc_user`) and this portal's app; settings point at it while the block runs."""
+    from messaging.ringcentral.emulator import Emulator, EmulatorConfig
+
+    emu = Emulator(EmulatorConfig(rate_limits_enabled=False)).start(host="127.0.0.1", port=0)
+    emu.register_app(
+        django_settings.RINGCENTRAL_CLIENT_ID,
+        django_settings.RINGCENTRAL_CLIENT_SECRET,
+        redirect_uris=[CALLBACK],
+    )
+    emu.rc_user = emu.add_extension(
+        name="Rita Frontdesk", email="rita@acme.example", numbers=[dict(n) for n in NUMBERS]
+    )
+    previous = django_settings.RINGCENTRAL_SERVER_URL
+    django_settings.RINGCENTRAL_SERVER_URL = emu.base_url
+    try:
+        yield emu
+    finally:
+        django_settings.RINGCENTRAL_SERVER_URL = previous
         emu.stop()
 
 

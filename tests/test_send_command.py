@@ -18,11 +18,11 @@ from django.core.management import CommandError, call_command
 
 from messaging.models import Membership, MessageStatus, OutboundMessage, Role
 from messaging.ringcentral import connections
-from messaging.ringcentral.emulator import Emulator, EmulatorConfig, Fault
+from messaging.ringcentral.emulator import Fault
 from mmsportal.celery import app as celery_app
 from tests import media_samples as samples
 from tests.conftest import make_user
-from tests.rc_fixtures import CALLBACK, NUMBER_FAX, NUMBER_SMS_MMS, NUMBERS, link_directly
+from tests.rc_fixtures import NUMBER_FAX, NUMBER_SMS_MMS, link_directly, shared_emulator
 from tests.test_send_task import clear_shared_limiter, posts
 from tests.worker import celery_worker, subprocess_env
 
@@ -36,22 +36,8 @@ def media_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def emu():
-    emulator = Emulator(EmulatorConfig(rate_limits_enabled=False)).start(host="127.0.0.1", port=0)
-    emulator.register_app(
-        django_settings.RINGCENTRAL_CLIENT_ID,
-        django_settings.RINGCENTRAL_CLIENT_SECRET,
-        redirect_uris=[CALLBACK],
-    )
-    emulator.rc_user = emulator.add_extension(
-        name="Rita Frontdesk", email="rita@acme.example", numbers=[dict(n) for n in NUMBERS]
-    )
-    previous = django_settings.RINGCENTRAL_SERVER_URL
-    django_settings.RINGCENTRAL_SERVER_URL = emulator.base_url
-    try:
+    with shared_emulator() as emulator:
         yield emulator
-    finally:
-        django_settings.RINGCENTRAL_SERVER_URL = previous
-        emulator.stop()
 
 
 @pytest.fixture(scope="module")

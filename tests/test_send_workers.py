@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
@@ -31,10 +30,10 @@ from django.utils import timezone
 from messaging import limits, outbox, ratelimit, tasks
 from messaging.models import AttemptOutcome, MessageStatus, OutboundMessage
 from messaging.ringcentral import connections
-from messaging.ringcentral.emulator import Emulator, EmulatorConfig, Fault
+from messaging.ringcentral.emulator import Fault
 from mmsportal.celery import app as celery_app
 from tests.factories import make_message
-from tests.rc_fixtures import CALLBACK, NUMBER_SMS_MMS, NUMBERS, link_directly
+from tests.rc_fixtures import NUMBER_SMS_MMS, link_directly, shared_emulator
 from tests.test_send_task import add_attachment, clear_shared_limiter, pattern, posts
 from tests.worker import WorkerProcess, celery_worker, subprocess_env, wait_for
 
@@ -60,22 +59,8 @@ def media_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def emu():
-    emulator = Emulator(EmulatorConfig(rate_limits_enabled=False)).start(host="127.0.0.1", port=0)
-    emulator.register_app(
-        django_settings.RINGCENTRAL_CLIENT_ID,
-        django_settings.RINGCENTRAL_CLIENT_SECRET,
-        redirect_uris=[CALLBACK],
-    )
-    emulator.rc_user = emulator.add_extension(
-        name="Rita Frontdesk", email="rita@acme.example", numbers=[dict(n) for n in NUMBERS]
-    )
-    previous = django_settings.RINGCENTRAL_SERVER_URL
-    django_settings.RINGCENTRAL_SERVER_URL = emulator.base_url
-    try:
+    with shared_emulator() as emulator:
         yield emulator
-    finally:
-        django_settings.RINGCENTRAL_SERVER_URL = previous
-        emulator.stop()
 
 
 def worker_env(emu, media_dir, **extra) -> dict:

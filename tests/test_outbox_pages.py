@@ -219,6 +219,21 @@ def test_search_never_crosses_teams(number, alice, charlie, charlie_client):
     assert listed_ids(response) == []
 
 
+@pytest.mark.django_db
+def test_text_search_can_use_the_trigram_index_on_postgresql():
+    if db_connection.vendor != "postgresql":
+        pytest.skip("the trigram index exists on PostgreSQL only")
+    queryset = OutboundMessage.objects.filter(folders.search_q("dentist"))
+    sql, params = queryset.query.sql_with_params()
+    with db_connection.cursor() as cursor:
+        # With sequential scans priced out, the plan shows whether the index's expression is
+        # the one Django's case-insensitive match produces: if not, no index could serve it.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "outbox_text_trgm" in plan, plan
+
+
 # --- Keyset pages ---------------------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ and immutable, and N copies would multiply storage for nothing. Hence the rule i
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import uuid
@@ -109,8 +110,22 @@ def sender_numbers(user, team):
     )
 
 
+_NANP = re.compile(r"\+1([2-9]\d{2})([2-9]\d{2})(\d{4})")
+
+
 def format_number(e164: str) -> str:
-    """A number as people read it: "+1 650-555-0100"."""
+    """A number as people read it: "+1 650-555-0100".
+
+    Pages list many numbers, so North American ones (nearly all of them here) are laid out
+    directly, exactly as phonenumbers would; others go through phonenumbers, remembered."""
+    north_american = _NANP.fullmatch(e164 or "")
+    if north_american:
+        return "+1 {}-{}-{}".format(*north_american.groups())
+    return _format_international(e164)
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_international(e164: str) -> str:
     try:
         parsed = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:

@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 from html import unescape
 
+import phonenumbers
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -899,3 +900,25 @@ def test_send_again_of_another_teams_message_is_404(alice, team, charlie, charli
     response = charlie_client.get(f"/messages/compose/?again={original.pk}")
     assert response.status_code == 404
     assert b"Acme only" not in response.content
+
+
+@pytest.mark.parametrize(
+    "e164",
+    [
+        "+16505550100",
+        "+12125551234",
+        "+18005550199",
+        "+447700900123",
+        "+33612345678",
+        "+61412345678",
+    ],
+)
+def test_numbers_are_shown_as_phonenumbers_lays_them_out(e164):
+    parsed = phonenumbers.parse(e164, None)
+    expected = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    assert compose.format_number(e164) == expected
+
+
+def test_a_string_that_is_no_number_is_shown_as_it_is():
+    assert compose.format_number("not a number") == "not a number"
+    assert compose.format_number("") == ""

@@ -426,7 +426,7 @@ def test_a_failed_message_shows_reason_fix_recipients_attempts_and_events(
     html = response.content.decode()
     assert "The sending number is not allowed to send MMS." in html
     assert "Pick a number with MMS enabled in RingCentral." in html
-    assert "+16505550111" in html and "+16505550112" in html and "Refused by provider" in html
+    assert "+1 650-555-0111" in html and "+1 650-555-0112" in html and "Refused by provider" in html
     for text in ("503", "CMN-201", "Failed, will retry", "400", "Failed permanently"):
         assert text in html
     timeline = [entry["what"] for entry in response.context["timeline"]]

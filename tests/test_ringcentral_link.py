@@ -13,6 +13,7 @@ from django.conf import settings as django_settings
 from django.core import mail
 from django.utils import timezone
 
+from messaging.compose import format_number
 from messaging.models import ConnectionStatus, RingCentralConnection, SenderNumber
 from messaging.ringcentral import errors, oauth
 from messaging.ringcentral.client import RingCentralClient
@@ -92,7 +93,7 @@ def test_linking_over_http_stores_the_connection_and_its_sender_numbers(
     assert "Rita Frontdesk" in page
     assert "RingCentral linked" in page
     assert "Linked by you" in page
-    assert NUMBER_TOLL_FREE in page and "Toll-free number: text only" in page
+    assert format_number(NUMBER_TOLL_FREE) in page and "Toll-free number: text only" in page
     assert "Fax-only number" in page
 
 

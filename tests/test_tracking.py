@@ -12,6 +12,7 @@ from django.core import mail
 from django.utils import timezone
 
 from messaging import delivery_errors, outbox, ratelimit, tracking
+from messaging.compose import format_number
 from messaging.events import EventKind
 from messaging.models import (
     ConnectionStatus,
@@ -114,8 +115,8 @@ def test_a_group_message_with_mixed_outcomes_gets_each_recipients_status_and_rea
     [email] = mail.outbox
     assert email.to == [alice.email]
     assert "not delivered" in email.subject
-    assert OPTED_OUT in email.body and "opted out" in email.body
-    assert LANDLINE in email.body and "landline" in email.body
+    assert format_number(OPTED_OUT) in email.body and "opted out" in email.body
+    assert format_number(LANDLINE) in email.body and "landline" in email.body
     assert f"Delivered to: {DELIVERED_TO}" in email.body
 
 

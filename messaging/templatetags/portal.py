@@ -1,6 +1,7 @@
 from django import template
 
 from messaging import limits
+from messaging.compose import format_number
 
 register = template.Library()
 
@@ -9,3 +10,9 @@ register = template.Library()
 def decimal_size(value) -> str:
     """Sizes in decimal units, as RingCentral states its limits ("1.5 MB" = 1,500,000 bytes)."""
     return limits.format_size(int(value or 0))
+
+
+@register.filter
+def phone(value) -> str:
+    """A stored E.164 number as people read it ("+1 650-555-0100")."""
+    return format_number(str(value or ""))

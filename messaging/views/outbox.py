@@ -29,6 +29,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import outbox, teams
+from ..compose import format_number
 from ..folders import (
     ALL,
     BY_KEY,
@@ -208,7 +209,7 @@ def outbox_list(request):
             "message": m,
             "url": reverse("message_detail", args=[m.pk]),
             "preview": Truncator(m.text).chars(80),
-            "numbers": ", ".join(r.phone_number for r in m.recipients.all()),
+            "numbers": ", ".join(format_number(r.phone_number) for r in m.recipients.all()),
             "author": m.created_by.email if m.created_by else "",
             "label": m.get_status_display(),
             "badge": badge_class(m.status),
@@ -408,7 +409,7 @@ def message_detail(request, pk):
     fix = message.error_fix or (STALLED_FIX if stalled else DEFAULT_FIX.get(message.status, ""))
     can_act = membership.can(Role.SENDER)
     compose_url = _url_or_none("compose")
-    numbers = [r.phone_number for r in message.recipients.all()]
+    numbers = [format_number(r.phone_number) for r in message.recipients.all()]
     others = f" and {len(numbers) - 1} more" if len(numbers) > 1 else ""
     context = {
         "heading": f"Message to {numbers[0]}{others}" if numbers else "Message",

@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from messaging import delivery_errors
+from messaging.compose import format_number
 from messaging.models import AttemptOutcome, MessageStatus
 from messaging.ringcentral import errors
 from messaging.ringcentral.emulator import Fault
@@ -81,7 +82,7 @@ def test_refused_and_undelivered_messages_show_why_and_what_to_do_and_retry_work
     expect(problem).to_contain_text(f"What to do: {explained.fix}")
     expect(problem).to_contain_text("RingCentral code: SMS-RC-413")
     recipients = page.locator("table.message-recipients")
-    expect(recipients).to_contain_text(DEMO_RECIPIENT_OPTED_OUT)
+    expect(recipients).to_contain_text(format_number(DEMO_RECIPIENT_OPTED_OUT))
     expect(recipients).to_contain_text(explained.reason)
     expect(page.get_by_role("button", name="Retry")).to_have_count(0)  # retrying cannot help
 

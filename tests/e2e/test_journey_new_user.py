@@ -15,6 +15,7 @@ from django.core import mail
 from playwright.sync_api import expect
 
 from messaging import limits
+from messaging.compose import format_number
 from messaging.models import MessageStatus
 from messaging.ringcentral.emulator.demo import DEMO_RECIPIENT_DELIVERED
 from tests import media_samples as samples
@@ -112,7 +113,7 @@ def test_a_new_user_signs_up_links_ringcentral_and_sees_a_photo_message_delivere
     page.get_by_role("link", name=re.compile("Your order is ready")).click()
     expect(page.locator(f'[data-status-for="{message.pk}"]')).to_have_text("Delivered")
     recipients = page.locator("table.message-recipients")
-    expect(recipients).to_contain_text(DEMO_RECIPIENT_DELIVERED)
+    expect(recipients).to_contain_text(format_number(DEMO_RECIPIENT_DELIVERED))
     expect(recipients).to_contain_text("Delivered")
     expect(page.locator(".message-attachments li")).to_have_count(3)
 

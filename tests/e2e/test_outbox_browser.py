@@ -39,7 +39,7 @@ def test_statuses_change_in_place_and_polling_stops_once_final(page, sign_in, al
     outbox.record_success(message, attempt, outbox.Accepted(rc_message_id="5550001"))
     expect(badge).to_have_text("Sent")
     expect(page.locator("[data-outbox-announcer]")).to_have_text(
-        re.compile(r"Message to \+16505550111 is now Sent")
+        re.compile(r"Message to \+1 650-555-0111 is now Sent")
     )
 
     outbox.apply_delivery_report(message, [outbox.DeliveryReport("+16505550111", "Delivered")])

@@ -209,7 +209,7 @@ def outbox_list(request):
             "message": m,
             "url": reverse("message_detail", args=[m.pk]),
             "preview": Truncator(m.text).chars(80),
-            "numbers": ", ".join(format_number(r.phone_number) for r in m.recipients.all()),
+            "number_list": [format_number(r.phone_number) for r in m.recipients.all()],
             "author": m.created_by.email if m.created_by else "",
             "label": m.get_status_display(),
             "badge": badge_class(m.status),
@@ -219,6 +219,8 @@ def outbox_list(request):
         }
         for m in page.rows
     ]
+    for row in rows:
+        row["numbers"] = ", ".join(row["number_list"])  # for the live announcements
     counts = folder_counts(team.messages.all(), stalled_ids)
     base = {"folder": folder_key} if folder_key != ALL else {}
     if term:

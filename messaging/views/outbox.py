@@ -138,6 +138,19 @@ def keyset_page(queryset, *, after: str | None = None, before: str | None = None
 # --- Helpers ------------------------------------------------------------------------------------
 
 
+def _recipient_numbers(message) -> dict:
+    """A row's recipients as people read them: plain text for the live announcements, and HTML
+    with each number unbreakable and the list free to wrap between them (built here rather than
+    in a template loop, which costs this page more than the rest of a row)."""
+    numbers = [format_number(r.phone_number) for r in message.recipients.all()]
+    return {
+        "numbers": ", ".join(numbers),
+        "numbers_html": format_html_join(
+            ", ", '<span class="outbox-number">{}</span>', ((n,) for n in numbers)
+        ),
+    }
+
+
 def _url_or_none(name: str, *args) -> str | None:
     # Pages owned by other parts of the app (compose) may not be installed in every deployment.
     try:
@@ -210,7 +223,7 @@ def outbox_list(request):
             "message": m,
             "url": reverse("message_detail", args=[m.pk]),
             "preview": Truncator(m.text).chars(80),
-            "number_list": [format_number(r.phone_number) for r in m.recipients.all()],
+            **_recipient_numbers(m),
             "author": m.created_by.email if m.created_by else "",
             "label": m.get_status_display(),
             "badge": badge_class(m.status),
@@ -220,13 +233,6 @@ def outbox_list(request):
         }
         for m in page.rows
     ]
-    for row in rows:
-        # Each number unbreakable, the list free to wrap between them; built here rather than
-        # in a template loop, which costs this page more than the rest of a row.
-        row["numbers_html"] = format_html_join(
-            ", ", '<span class="outbox-number">{}</span>', ((n,) for n in row["number_list"])
-        )
-        row["numbers"] = ", ".join(row["number_list"])  # for the live announcements
     counts = folder_counts(team.messages.all(), stalled_ids)
     base = {"folder": folder_key} if folder_key != ALL else {}
     if term:

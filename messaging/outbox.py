@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -202,8 +203,12 @@ def claim(message_id: int) -> tuple[OutboundMessage, SendAttempt] | None:
         )
         if not won:
             return None
-        message = OutboundMessage.objects.select_related("connection", "sender_number").get(
-            pk=message_id
+        # Everything the send needs, read once: the token from the connection, the recipients
+        # and files for the body.
+        message = (
+            OutboundMessage.objects.select_related("connection", "sender_number")
+            .prefetch_related("recipients", "attachments")
+            .get(pk=message_id)
         )
         attempt = SendAttempt.objects.create(
             message=message, number=message.send_attempts.count() + 1, started_at=now
@@ -237,13 +242,17 @@ def record_success(
         )
         if not won:
             return False
-        for number, rc_status in accepted.recipient_statuses.items():
-            Recipient.objects.filter(message=message, phone_number=number).update(
-                status=_RECIPIENT_STATUS_FROM_RC.get(rc_status, RecipientStatus.QUEUED)
+        # One UPDATE per status RingCentral gave (usually one for all); a recipient the answer
+        # leaves out is queued at RingCentral like the rest.
+        numbers_by_status = defaultdict(list)
+        for recipient in message.recipients.all():
+            rc_status = accepted.recipient_statuses.get(recipient.phone_number)
+            status = _RECIPIENT_STATUS_FROM_RC.get(rc_status, RecipientStatus.QUEUED)
+            numbers_by_status[status].append(recipient.phone_number)
+        for status, numbers in numbers_by_status.items():
+            Recipient.objects.filter(message=message, phone_number__in=numbers).update(
+                status=status
             )
-        Recipient.objects.filter(message=message, status=RecipientStatus.PENDING).update(
-            status=RecipientStatus.QUEUED
-        )
         _finish_attempt(
             attempt,
             AttemptOutcome.ACCEPTED,

@@ -187,7 +187,10 @@ class RingCentralClient:
           `SendTooLate`        `not_after` (a `time.monotonic()` deadline) had passed when the
                                request was about to go: nothing was sent.
         """
-        token = self.token_source(None)
+        # The worker read the connection with the message a moment ago: its token, unless due
+        # for a refresh, saves reading the row again.
+        loaded = oauth.loaded_access_token(self.connection) if self.connection else None
+        token = loaded or self.token_source(None)
         response = self._post_message(message, token, not_after)
         if response.status_code == 401:
             # RingCentral checks the token before it reads the message: nothing was sent.
@@ -229,26 +232,25 @@ class RingCentralClient:
                 return
         raise errors.UnexpectedResponse(f"message store did not end after {MAX_STORE_PAGES} pages")
 
-    @sensitive_variables("token")
-    def _post_message(self, message, token: str, not_after: float | None) -> requests.Response:
+    @sensitive_variables("token", "headers")
+    def _post_message(self, message, token: str, not_after: float | None) -> http.Answer:
         """One POST of a freshly built body; transport failures sorted by whether it all went."""
         request = build_send_request(message)
+        headers = {**request.headers, "Authorization": f"Bearer {token}"}
         try:
             # Checked last, just before the first byte goes out, so the window in which a stall
             # can still lead to a late request is as short as it can be.
             if not_after is not None and time.monotonic() > not_after:
                 raise errors.SendTooLate("the claim on the message ran out before the POST")
-            return self._send(
-                "POST",
+            return http.post_message(
                 SEND_PATH,
-                token,
-                data=request.body,
-                headers=request.headers,
+                headers,
+                request.body.chunks(),
                 timeout=tuple(settings.RINGCENTRAL_TIMEOUT),
             )
         except errors.NetworkError as exc:
-            # The body is handed to the socket as it is read, so a body not read to its end
-            # never reached RingCentral whole, and RingCentral cannot accept half a request.
+            # RingCentral cannot accept half a request: only a body that went out whole may
+            # have become a message.
             if exc.request_sent is False or request.body.tell() < request.content_length:
                 raise errors.NetworkError(exc.message, request_sent=False) from exc
             raise errors.OutcomeUnknown(exc.message) from exc
@@ -359,17 +361,16 @@ class SentMessage:
 def build_send_request(message) -> multipart.MessageRequest:
     """The wire request for an OutboundMessage, with its files streamed from storage.
 
-    Limits are checked again against the files as they are in storage now; any mismatch is a
-    `MessageInvalid` with a reason for the user (nothing is sent).
+    Recipients and attachments come in their models' order, from the rows prefetched with the
+    message when there are (`outbox.claim` does), else from the database. Limits are checked
+    again against the files as they are in storage now; any mismatch is a `MessageInvalid` with
+    a reason for the user (nothing is sent).
     """
-    recipients = list(message.recipients.order_by("id").values_list("phone_number", flat=True))
-    attachments = message.attachments
-    storage = attachments.model._meta.get_field("file").storage
+    recipients = [recipient.phone_number for recipient in message.recipients.all()]
+    storage = message.attachments.model._meta.get_field("file").storage
     files = [
-        multipart.StoredAttachment(storage, name, filename, content_type, size)
-        for name, filename, content_type, size in attachments.order_by(
-            "position", "id"
-        ).values_list("file", "original_name", "content_type", "size")
+        multipart.StoredAttachment(storage, a.file.name, a.original_name, a.content_type, a.size)
+        for a in message.attachments.all()
     ]
     try:
         return multipart.build_message_request(message.from_number, recipients, message.text, files)
@@ -393,7 +394,7 @@ def build_send_request(message) -> multipart.MessageRequest:
         ) from exc
 
 
-def _accepted(response: requests.Response) -> SentMessage:
+def _accepted(response: http.Answer) -> SentMessage:
     """A 2xx answer to a send. RingCentral has the message, so an answer we cannot read is an
     unknown outcome (never a retry): the message store will have its id."""
     try:

@@ -246,6 +246,19 @@ def _unusable(connection) -> errors.ConnectionBroken:
 
 
 @sensitive_variables("stale_token", "tokens")
+def loaded_access_token(connection) -> str | None:
+    """The access token of `connection` as it was just read, if it needs no refresh.
+
+    For a row read a moment ago (the send path reads it with the message it claims): a usable
+    link whose token is not within the refresh margin. None means ask `fresh_access_token`,
+    which reads the row again and refreshes under the lock when due. A token that went stale
+    since the read is answered 401 by RingCentral, and the 401 path refreshes it.
+    """
+    if connection.is_usable and not _due(connection, timezone.now(), None, None):
+        return connection.access_token
+    return None
+
+
 def fresh_access_token(
     connection_id: int,
     *,

@@ -82,9 +82,10 @@ RATE_WINDOW = 60.0
 # until its stdin is closed.
 CHILD = r"""
 import json, sys
-from messaging.ringcentral.emulator import Emulator, EmulatorConfig
+from messaging.ringcentral.emulator import Emulator, EmulatorConfig, tls
 spec = json.loads(sys.argv[1])
-emu = Emulator(EmulatorConfig(**spec["config"])).start(host="127.0.0.1", port=0)
+context = tls.self_signed(spec["tls_dir"]).server_context() if spec["tls_dir"] else None
+emu = Emulator(EmulatorConfig(**spec["config"])).start(host="127.0.0.1", port=0, tls=context)
 emu.register_app(spec["client_id"], spec["client_secret"], redirect_uris=["http://bench/cb"])
 ext = emu.add_extension(name="Bench", numbers=[
     {"phone_number": spec["from"], "features": ["SmsSender", "MmsSender"]}])
@@ -96,8 +97,9 @@ emu.stop()
 
 
 class RemoteEmulator:
-    def __init__(self, **config):
+    def __init__(self, tls_dir=None, **config):
         spec = {
+            "tls_dir": str(tls_dir) if tls_dir else None,
             "config": config,
             "client_id": settings.RINGCENTRAL_CLIENT_ID,
             "client_secret": settings.RINGCENTRAL_CLIENT_SECRET,
@@ -111,12 +113,13 @@ class RemoteEmulator:
             text=True,
         )
         hello = json.loads(self.process.stdout.readline())
+        self.ca = str(tls_dir / "emulator-cert.pem") if tls_dir else True
         self.base_url = hello["base_url"]
         self.tokens = hello["tokens"]
 
     def control(self, method: str, name: str, **kwargs):
         response = requests.request(
-            method, f"{self.base_url}/_emulator/{name}", timeout=30, **kwargs
+            method, f"{self.base_url}/_emulator/{name}", timeout=30, verify=self.ca, **kwargs
         )
         response.raise_for_status()
         return response.json()
@@ -142,8 +145,8 @@ def media(settings, tmp_path):
     return tmp_path / "media"
 
 
-def start_emulator(settings, **config) -> RemoteEmulator:
-    emu = RemoteEmulator(**config)
+def start_emulator(settings, tls_dir=None, **config) -> RemoteEmulator:
+    emu = RemoteEmulator(tls_dir, **config)
     settings.RINGCENTRAL_SERVER_URL = emu.base_url
     return emu
 

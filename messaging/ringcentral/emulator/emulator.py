@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -49,11 +50,17 @@ class Emulator:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> Emulator:
-        """Serve in daemon threads; ``port=0`` picks a free port (see ``base_url``)."""
+    def start(
+        self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> Emulator:
+        """Serve in daemon threads; ``port=0`` picks a free port (see ``base_url``).
+
+        With ``tls`` (a server context, e.g. ``tls.self_signed(dir).server_context()``) it
+        serves https, as RingCentral does.
+        """
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
-        self._server = EmulatorHTTPServer((host, port), self)
+        self._server = EmulatorHTTPServer((host, port), self, tls)
         self._serve_thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.02},
@@ -114,7 +121,8 @@ class Emulator:
         host, port = self.address
         if host in ("0.0.0.0", "", "::"):  # noqa: S104 - mapping a wildcard bind to loopback
             host = "127.0.0.1"
-        return f"http://{host}:{port}"
+        scheme = "https" if self._server.tls is not None else "http"
+        return f"{scheme}://{host}:{port}"
 
     def _tick_loop(self) -> None:
         while not self._stop_ticker.wait(self.config.tick_interval):

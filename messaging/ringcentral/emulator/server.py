@@ -19,6 +19,7 @@ import json
 import re
 import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -176,12 +177,23 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], emu: Emulator) -> None:
+    def __init__(
+        self, address: tuple[str, int], emu: Emulator, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.emu = emu
+        self.tls = tls
         self.stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, RequestHandler)
+
+    def get_request(self):
+        sock, address = super().get_request()
+        if self.tls is not None:
+            # The handshake is left to the handler's thread, so a slow client cannot hold up
+            # the accept loop.
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
 
     def track(self, sock: socket.socket, add: bool) -> None:
         with self._connections_lock:
@@ -212,6 +224,16 @@ class RequestHandler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.track(self.connection, True)
+
+    def handle(self) -> None:
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.settimeout(30)
+                self.connection.do_handshake()
+                self.connection.settimeout(None)
+            except (ssl.SSLError, OSError):
+                return  # the client refused our certificate or went away: nothing to serve
+        super().handle()
 
     def finish(self) -> None:
         try:
@@ -296,6 +318,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         try:
             readable, _, _ = select.select([self.connection], [], [], 0)
             if readable:
+                if isinstance(self.connection, ssl.SSLSocket):
+                    # A waiting client sends nothing more; TLS offers no peek, and what arrives
+                    # now is its close_notify or the end of the connection.
+                    return True
                 return self.connection.recv(1, socket.MSG_PEEK) == b""
         except OSError:
             return True

@@ -251,7 +251,9 @@ class RingCentralClient:
         except errors.NetworkError as exc:
             # RingCentral cannot accept half a request: only a body that went out whole may
             # have become a message.
-            if exc.request_sent is False or request.body.tell() < request.content_length:
+            if exc.request_sent is False:
+                raise
+            if request.body.tell() < request.content_length:
                 raise errors.NetworkError(exc.message, request_sent=False) from exc
             raise errors.OutcomeUnknown(exc.message) from exc
         except multipart.AttachmentChanged as exc:

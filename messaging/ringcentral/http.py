@@ -293,6 +293,14 @@ def _open(base_url: str, connect_timeout: float) -> http.client.HTTPConnection:
                     parts.hostname, parts.port or 443, timeout=connect_timeout, context=context
                 )
         connection.connect()
+    except ssl.SSLCertVerificationError as exc:
+        raise errors.NetworkError(
+            f"certificate not trusted: {exc.verify_message}",
+            request_sent=False,
+            reason="The portal could not verify the certificate of the RingCentral server.",
+            fix="Tell the person who runs the portal: behind a TLS-inspecting proxy, "
+            "REQUESTS_CA_BUNDLE must name that proxy's CA certificate.",
+        ) from exc
     except ssl.SSLError as exc:
         raise errors.NetworkError("TLS handshake failed", request_sent=False) from exc
     except (OSError, http.client.HTTPException) as exc:
@@ -306,11 +314,11 @@ def _open(base_url: str, connect_timeout: float) -> http.client.HTTPConnection:
 def _through_proxy(proxy: str, target, context, connect_timeout) -> http.client.HTTPSConnection:
     via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
     if via.scheme != "http":
-        log.error(
-            "Sending needs an http:// proxy in HTTPS_PROXY; %s:// is not supported", via.scheme
-        )
         raise errors.NetworkError(
-            f"{via.scheme}:// proxies are not supported for sending", request_sent=False
+            f"{via.scheme}:// proxies are not supported for sending",
+            request_sent=False,
+            reason="The server's HTTPS_PROXY names a kind of proxy the portal cannot send through.",
+            fix="Tell the person who runs the portal: HTTPS_PROXY must be an http:// proxy.",
         )
     connection = http.client.HTTPSConnection(
         via.hostname, via.port or 80, timeout=connect_timeout, context=context

@@ -203,17 +203,21 @@ def claim(message_id: int) -> tuple[OutboundMessage, SendAttempt] | None:
         )
         if not won:
             return None
-        # Everything the send needs, read once: the token from the connection, the recipients
-        # and files for the body.
-        message = (
-            OutboundMessage.objects.select_related("connection", "sender_number")
-            .prefetch_related("recipients", "attachments")
-            .get(pk=message_id)
-        )
+        message = message_for_sending(message_id)
         attempt = SendAttempt.objects.create(
             message=message, number=message.send_attempts.count() + 1, started_at=now
         )
     return message, attempt
+
+
+def message_for_sending(message_id: int) -> OutboundMessage:
+    """The message with everything its send reads, in one go: the connection (and its token),
+    the sender number, the recipients and the files."""
+    return (
+        OutboundMessage.objects.select_related("connection", "sender_number")
+        .prefetch_related("recipients", "attachments")
+        .get(pk=message_id)
+    )
 
 
 # 3. Outcomes -----------------------------------------------------------------------------------

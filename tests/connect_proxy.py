@@ -34,7 +34,7 @@ class ConnectProxy:
 
     @property
     def url(self) -> str:
-        return "http://127.0.0.1:%d" % self._server.server_address[1]
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -56,7 +56,9 @@ class ConnectProxy:
             client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
             return
         if self.expected and authorization != self.expected:
-            client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            client.sendall(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+            )
             return
         host, port = target.rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=10) as upstream:

@@ -129,9 +129,7 @@ def test_a_proxy_the_portal_cannot_use_is_named_in_the_reason(
     assert posts(https_emulator) == []
 
 
-def test_a_kept_alive_connection_the_server_closed_is_opened_again(
-    https_emulator, sender, alice
-):
+def test_a_kept_alive_connection_the_server_closed_is_opened_again(https_emulator, sender, alice):
     first = make_message(sender, alice, to=(TO,), text="One")
     assert send(first) == "sent"
     # RingCentral's load balancers drop idle connections; the next send must not be lost to it.

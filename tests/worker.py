@@ -44,7 +44,8 @@ def subprocess_env(**extra) -> dict:
 
 
 class WorkerProcess:
-    def __init__(self, queue: str, concurrency: int, env: dict):
+    def __init__(self, queue: str, concurrency: int, env: dict, include: tuple[str, ...] = ()):
+        """`include`: more modules with tasks for the worker to import (`celery worker -I`)."""
         self.queue = queue
         self.output: list[str] = []
         self._ready = threading.Event()
@@ -67,6 +68,7 @@ class WorkerProcess:
                 "--without-heartbeat",
                 "--hostname",
                 f"test-{uuid.uuid4().hex[:8]}@%h",
+                *(["--include", ",".join(include)] if include else []),
             ],
             cwd=settings.BASE_DIR,
             env=env,

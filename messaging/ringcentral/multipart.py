@@ -409,6 +409,12 @@ def build_message_request(
 
 def _size_of(handle: IO[bytes]) -> int:
     """The size of an open file in storage, without reading its content."""
+    local = getattr(handle, "file", handle)  # what a Django File wraps
+    if isinstance(local, io.BufferedReader | io.FileIO):
+        # The size of the very file held open, even if storage has put another under its name
+        # since (Django's File.size looks the name up again). Only for files on disk: asking a
+        # remote backend's spooled download for its descriptor would copy it to disk.
+        return os.fstat(local.fileno()).st_size
     size = getattr(handle, "size", None)
     if isinstance(size, int):
         return size

@@ -70,6 +70,11 @@ class Command(BaseCommand):
                 # and we can stop the worker's pool processes with it.
                 children[name] = subprocess.Popen(command, start_new_session=True)
             url = f"http://{host}:{port}/"
+            # "Running" is announced only once everything answers: in demo mode the first
+            # link or send goes to the emulator, which may come up after the web server.
+            if settings.DEMO_MODE:
+                emulator = f"http://127.0.0.1:{settings.DEMO_EMULATOR_PORT}/_emulator/health"
+                self._wait_until_healthy(emulator, children)
             self._wait_until_healthy(url + "healthz", children)
             self.stdout.write(self.style.SUCCESS(f"\nmmsportal is running at {url}"))
             if settings.DEMO_MODE:

@@ -370,6 +370,33 @@ def test_file_changing_size_while_streaming_raises(storage, new_size):
         read_all(request.body)
 
 
+class ReplacedOnOpen:
+    """A stored file that another process replaces (by renaming a new file over its name) just
+    after the builder opened it."""
+
+    def __init__(self, attachment, replacement):
+        self.filename, self.content_type, self.size = attachment.filename, "image/jpeg", None
+        self.attachment, self.replacement = attachment, replacement
+
+    def open(self):
+        handle = self.attachment.open()
+        self.replacement.replace(self.attachment.storage.path(self.attachment.name))
+        return handle
+
+
+def test_a_file_replaced_under_its_name_once_opened_is_sent_as_opened(storage, tmp_path):
+    original = pattern(100_000)
+    attachment = stored(storage, "a.jpg", original)
+    replacement = tmp_path / "replacement"
+    replacement.write_bytes(pattern(50_000, seed=3))
+    request = build_message_request(FROM, [TO], "", [ReplacedOnOpen(attachment, replacement)])
+    # The size is the open file's, so length and bytes agree with what is sent.
+    body = read_all(request.body)
+    request.body.close()
+    assert len(body) == request.content_length
+    assert original in body
+
+
 # --- over a real socket, to the emulator ----------------------------------------------------
 
 CLIENT_ID, CLIENT_SECRET, REDIRECT = "mmsportal-test", "s3cret", "http://portal.test/cb"

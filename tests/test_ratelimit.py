@@ -439,8 +439,10 @@ def test_two_processes_keep_the_sliding_window(backend, request):
     }
     results = start_workers(spec)
     grants = [tuple(grant) for result in results for grant in result["grants"]]
-    assert all(result["grants"] for result in results)
     assert len(grants) >= limit
+    if backend == "redis" or connection.vendor == "postgresql":
+        # As above: on SQLite one process may hold the lock through every window.
+        assert all(result["grants"] for result in results), [len(r["grants"]) for r in results]
     # Each grant's time lies between the moments before and after its call. If the limiter is
     # right, any limit+1 grants span at least one window, so for the set starting with grant j
     # (by "before") and the `limit` grants after it that finished first, the span from j's

@@ -242,6 +242,14 @@ def raw_connection(emu) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(address.hostname, address.port, timeout=30)
 
 
+def post_raw(raw: http.client.HTTPConnection, body, headers: dict) -> None:
+    """One POST of a body already in memory over the bare connection, answer read to the end."""
+    raw.request("POST", SEND_PATH, body=body, headers=headers)
+    answer = raw.getresponse()
+    assert answer.status == 200, answer.read()[:300]
+    answer.read()
+
+
 def storage_floor(emu, message, body: bytes, headers: dict):
     """The lower bound plus taking the files out of storage, and nothing else.
 
@@ -266,10 +274,7 @@ def storage_floor(emu, message, body: bytes, headers: dict):
         for path, offset, size in slots:
             with open(path, "rb", buffering=0) as f:
                 assert f.readinto(view[offset : offset + size]) == size
-        raw.request("POST", SEND_PATH, body=buffer, headers=headers)
-        answer = raw.getresponse()
-        assert answer.status == 200, answer.read()[:300]
-        answer.read()
+        post_raw(raw, buffer, headers)
 
     return write, raw
 
@@ -328,10 +333,7 @@ def test_a_cpu_and_memory_per_mms(settings, media, team, alice, tmp_path, monkey
             raw = raw_connection(emu)
 
             def write_prebuilt(body=body, headers=headers, raw=raw):
-                raw.request("POST", SEND_PATH, body=body, headers=headers)
-                answer = raw.getresponse()
-                assert answer.status == 200, answer.read()[:300]
-                answer.read()
+                post_raw(raw, body, headers)
 
             if total == MAX_TOTAL:
                 RESULTS.setdefault("a_parts", {})[transport] = breakdown(

@@ -6,6 +6,8 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.db import IntegrityError, close_old_connections, transaction
+from django.db import connection as db_connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from messaging import outbox
@@ -15,7 +17,7 @@ from messaging.models import (
     OutboundMessage,
     RecipientStatus,
 )
-from tests.factories import make_connection, make_message, make_number
+from tests.factories import make_connection, make_message, make_number, team_history
 
 
 @pytest.fixture
@@ -279,3 +281,47 @@ def test_an_unknown_message_that_used_all_attempts_fails_instead_of_cycling(mess
     msg.refresh_from_db()
     assert "None of the 6 attempts reached RingCentral" in msg.error_reason
     assert msg.error_fix
+
+
+# --- The worker's queries have their indexes (PostgreSQL) ------------------------------------
+
+
+def _plan(sql: str, params=()) -> str:
+    """PostgreSQL's plan for `sql` with sequential scans priced out: an index whose condition
+    the query does not imply still cannot appear, so the plan shows whether they match."""
+    with db_connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def _first_query_of(action) -> tuple[str, tuple]:
+    with CaptureQueriesContext(db_connection) as queries:
+        action()
+    return queries.captured_queries[0]["sql"], ()
+
+
+QUERIES = {
+    "due to send": lambda: _first_query_of(outbox.due_message_ids),
+    "leases to sweep": lambda: _first_query_of(outbox.sweep_stuck),
+    "unknown outcomes to reconcile": lambda: outbox.unknown_messages().query.sql_with_params(),
+}
+
+
+@pytest.mark.parametrize(
+    "query, index",
+    [
+        ("due to send", "msg_due_to_send"),
+        ("leases to sweep", "msg_in_flight"),
+        ("unknown outcomes to reconcile", "msg_in_flight"),
+    ],
+)
+def test_each_worker_query_uses_its_partial_index_on_postgresql(query, index, team, alice, bob):
+    if db_connection.vendor != "postgresql":
+        pytest.skip("the plans are PostgreSQL's")
+    # A team's history, mostly final, with a few messages on their way, as the planner sees it.
+    team_history(team, [alice, bob], 3_000)
+    with db_connection.cursor() as cursor:
+        cursor.execute("ANALYZE messaging_outboundmessage")
+    sql, params = QUERIES[query]()
+    assert index in _plan(sql, params), sql

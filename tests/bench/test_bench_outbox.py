@@ -8,10 +8,8 @@ never asserted.
 """
 
 import os
-import random
 import statistics
 import time
-from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
@@ -23,14 +21,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from messaging.models import (
-    ACCEPTED_STATUSES,
-    FINAL_STATUSES,
-    MessageStatus,
     OutboundMessage,
     Recipient,
 )
 from tests.bench.report import machine, replace_section
-from tests.factories import make_connection, make_number
+from tests.factories import team_history
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("BENCH") != "1", reason="benchmarks run with BENCH=1"),
@@ -42,18 +37,6 @@ BATCH = 5_000
 RUNS = 60
 WARMUP = 5
 TARGET_P95_MS = 50
-# A plausible mix for a busy office: most messages delivered, a few failing or stuck.
-MIX = [
-    (MessageStatus.DELIVERED, 78),
-    (MessageStatus.SENT, 8),
-    (MessageStatus.DELIVERY_FAILED, 3),
-    (MessageStatus.FAILED, 3),
-    (MessageStatus.NO_RECEIPT, 2),
-    (MessageStatus.CANCELED, 2),
-    (MessageStatus.QUEUED, 2),
-    (MessageStatus.RETRY_WAIT, 1),
-    (MessageStatus.UNKNOWN, 1),
-]
 SECTION = "## Outbox page"
 
 
@@ -70,41 +53,7 @@ def big_team(team, alice, bob):
 
 def populate(team, authors) -> None:
     """MESSAGES messages with one recipient each, in `team`, spread over about half a year."""
-    number = make_number(make_connection(team, authors[0], shared=True))
-    rng = random.Random(20240501)  # the same data on every run
-    statuses = [s for s, weight in MIX for _ in range(weight)]
-    now = timezone.now()
-    authors = [user.pk for user in authors]
-    for start in range(0, MESSAGES, BATCH):
-        batch = []
-        for i in range(start, min(start + BATCH, MESSAGES)):
-            status = rng.choice(statuses)
-            created = now - timedelta(seconds=(MESSAGES - i) * 150 + rng.randint(0, 60))
-            sent = created + timedelta(seconds=2)
-            batch.append(
-                OutboundMessage(
-                    team=team,
-                    connection=number.connection,
-                    sender_number=number,
-                    from_number=number.phone_number,
-                    created_by_id=authors[i % len(authors)],
-                    text=f"Reminder {i}: your appointment is confirmed.",
-                    status=status,
-                    created_at=created,
-                    sent_at=sent if status in ACCEPTED_STATUSES else None,
-                    rc_message_id=str(10**11 + i) if status in ACCEPTED_STATUSES else None,
-                    final_at=sent + timedelta(seconds=30) if status in FINAL_STATUSES else None,
-                    sending_since=created if status == MessageStatus.UNKNOWN else None,
-                    next_attempt_at=now + timedelta(minutes=5)
-                    if status == MessageStatus.RETRY_WAIT
-                    else None,
-                )
-            )
-        created_messages = OutboundMessage.objects.bulk_create(batch)
-        Recipient.objects.bulk_create(
-            Recipient(message_id=m.pk, phone_number=f"+1415{rng.randint(2000000, 9999999)}")
-            for m in created_messages
-        )
+    team_history(team, authors, MESSAGES, batch=BATCH)
     # What autovacuum would have done by the time a team has this much history.
     with connection.cursor() as cursor:
         for table in ("messaging_outboundmessage", "messaging_recipient"):

@@ -18,6 +18,7 @@ from messaging.models import (
     RecipientStatus,
 )
 from tests.factories import make_connection, make_message, make_number, team_history
+from tests.plans import plan_without_seqscan
 
 
 @pytest.fixture
@@ -286,15 +287,6 @@ def test_an_unknown_message_that_used_all_attempts_fails_instead_of_cycling(mess
 # --- The worker's queries have their indexes (PostgreSQL) ------------------------------------
 
 
-def _plan(sql: str, params=()) -> str:
-    """PostgreSQL's plan for `sql` with sequential scans priced out: an index whose condition
-    the query does not imply still cannot appear, so the plan shows whether they match."""
-    with db_connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("EXPLAIN " + sql, params)
-        return "\n".join(row[0] for row in cursor.fetchall())
-
-
 def _first_query_of(action) -> tuple[str, tuple]:
     with CaptureQueriesContext(db_connection) as queries:
         action()
@@ -324,4 +316,4 @@ def test_each_worker_query_uses_its_partial_index_on_postgresql(query, index, te
     with db_connection.cursor() as cursor:
         cursor.execute("ANALYZE messaging_outboundmessage")
     sql, params = QUERIES[query]()
-    assert index in _plan(sql, params), sql
+    assert index in plan_without_seqscan(sql, params), sql

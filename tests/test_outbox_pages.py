@@ -24,6 +24,7 @@ from messaging.models import (
 )
 from messaging.views.outbox import PAGE_SIZE
 from tests.factories import make_connection, make_message, make_number, message_in, status_of
+from tests.plans import plan_without_seqscan
 
 OUTBOX = "/messages/"
 
@@ -224,13 +225,8 @@ def test_text_search_can_use_the_trigram_index_on_postgresql():
     if db_connection.vendor != "postgresql":
         pytest.skip("the trigram index exists on PostgreSQL only")
     queryset = OutboundMessage.objects.filter(folders.search_q("dentist"))
-    sql, params = queryset.query.sql_with_params()
-    with db_connection.cursor() as cursor:
-        # With sequential scans priced out, the plan shows whether the index's expression is
-        # the one Django's case-insensitive match produces: if not, no index could serve it.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("EXPLAIN " + sql, params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+    # The index's expression must be the one Django's case-insensitive match produces.
+    plan = plan_without_seqscan(*queryset.query.sql_with_params())
     assert "outbox_text_trgm" in plan, plan
 
 

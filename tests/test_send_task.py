@@ -22,6 +22,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from messaging import limits, outbox, ratelimit, tasks
@@ -178,6 +179,9 @@ def test_plain_sms_goes_as_json_and_the_answer_is_recorded(emulator, sms):
     attempt = sms.send_attempts.get()
     assert (attempt.outcome, attempt.http_status) == (AttemptOutcome.ACCEPTED, 200)
     assert attempt.rate_limit["X-Rate-Limit-Group"] == "medium"
+    # The attempt keeps what RingCentral said, never the credentials the request carried.
+    recorded = json.dumps(model_to_dict(attempt), default=str)
+    assert sms.connection.access_token not in recorded and "Bearer" not in recorded
 
 
 def test_mms_parts_arrive_json_first_then_each_file_with_its_name_type_and_bytes(

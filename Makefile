@@ -22,9 +22,11 @@ test: $(INSTALLED)
 e2e: $(INSTALLED)
 	$(BIN)/python -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
+# Style, then the architecture's contracts (pyproject.toml [tool.importlinter], docs/architecture.md).
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .

@@ -1,13 +1,14 @@
-"""URLs of the messaging app. Names here are used by the layout's navigation."""
+"""URLs of the messaging app, each pointing into the room that owns it (docs/architecture.md).
+Names here are used by the layout's navigation."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-from .views import attachments as attachment_views
-from .views import compose as compose_views
-from .views import outbox as outbox_views
-from .views import ringcentral as rc_views
-from .views import teams as team_views
-from .views import webhooks as webhook_views
+from messaging.compose import views as compose_views
+from messaging.links import views as rc_views
+from messaging.outbox.views import attachments as attachment_views
+from messaging.outbox.views import messages as outbox_views
+from messaging.teams import views as team_views
+from messaging.tracking import views as webhook_views
 
 urlpatterns = [
     # teams
@@ -64,7 +65,7 @@ urlpatterns = [
     ),
     path(
         "messages/compose/upload/<uuid:key>/thumbnail/",
-        attachment_views.draft_thumbnail,
+        compose_views.draft_thumbnail,
         name="compose_upload_thumbnail",
     ),
     path("messages/compose/check/", compose_views.check, name="compose_check"),

@@ -17,8 +17,8 @@ def has_mfa(user) -> bool:
 
 class PortalAdminSite(admin.AdminSite):
     site_header = "mmsportal history console"
-    site_title = "mmsportal admin"
-    index_title = "Messages, connections and teams"
+    site_title = "mmsportal console"
+    index_title = "Teams, RingCentral links and every message sent"
 
     def has_permission(self, request):
         if not super().has_permission(request):

@@ -2,7 +2,8 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
+from django.db import close_old_connections
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mmsportal.settings")
@@ -14,4 +15,15 @@ kombu_sqlalchemy.Transport.polling_interval = 0.1
 
 app = Celery("mmsportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+# Each room of the messaging app keeps its tasks beside the code that schedules them.
+app.autodiscover_tasks(
+    ["messaging.compose", "messaging.links", "messaging.sending", "messaging.tracking"]
+)
+
+
+@signals.task_postrun.connect
+def _drop_broken_connections(**kwargs) -> None:
+    # Workers keep their database connection across tasks (CELERY_DB_REUSE_MAX); as after a web
+    # request, one that failed or outlived CONN_MAX_AGE is closed here and the next task opens a
+    # fresh one, instead of every later task failing on it.
+    close_old_connections()

@@ -14,7 +14,7 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from messaging import limits as _mms_limits
+from messaging.ringcentral import limits as _mms_limits
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,7 @@ MIDDLEWARE = [
     # Near the top, so responses made by the middleware below it (a 400 for a bad Host header
     # comes from CommonMiddleware) cannot be framed either.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "messaging.security.SecurityHeadersMiddleware",
+    "messaging.core.security.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -78,7 +78,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "messaging.middleware.CurrentTeamMiddleware",
+    "messaging.teams.middleware.CurrentTeamMiddleware",
 ]
 
 ROOT_URLCONF = "mmsportal.urls"
@@ -94,7 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "messaging.context_processors.portal",
+                "messaging.pages.context_processors.portal",
             ],
         },
     },
@@ -147,7 +147,7 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_SESSION_REMEMBER = None
-ACCOUNT_ADAPTER = "messaging.adapters.AccountAdapter"
+ACCOUNT_ADAPTER = "messaging.teams.adapters.AccountAdapter"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[mmsportal] "
 # allauth's defaults, written out so they are visibly on (and tunable per deployment).
 ACCOUNT_RATE_LIMITS = {
@@ -267,7 +267,7 @@ RINGCENTRAL_TIMEOUT = (
     env.float("RINGCENTRAL_CONNECT_TIMEOUT", default=5.0),
     env.float("RINGCENTRAL_READ_TIMEOUT", default=30.0),
 )
-# Client-side pacing per RingCentral user and sending number (messaging/ratelimit.py):
+# Client-side pacing per RingCentral user and sending number (messaging/sending/ratelimit.py):
 # group -> {"limit": requests, "window": seconds}, RingCentral's defaults unless overridden by a
 # JSON object in the environment, e.g. {"Medium": {"limit": 20}} for an app with custom limits.
 _rate_limit_overrides = env.json("RINGCENTRAL_RATE_LIMITS", default={})
@@ -325,8 +325,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "messaging.tasks.keep_connections_alive",
         "schedule": crontab(minute=17),
     },
-    # The outbox's safety nets (messaging/tasks.py). Each run expires before the next is due, so
-    # a backlog of them never builds up while workers are busy or down.
+    # The outbox's safety nets (messaging/sending/tasks.py). Each run expires before the next is
+    # due, so a backlog of them never builds up while workers are busy or down.
     "outbox-dispatch-due": {
         "task": "messaging.tasks.dispatch_due",
         "schedule": 5.0,
@@ -347,7 +347,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=41),
         "options": {"expires": 3600.0},
     },
-    # Delivery tracking (messaging/tracking.py): read due delivery reports; keep webhook
+    # Delivery tracking (messaging/tracking/): read due delivery reports; keep webhook
     # subscriptions alive (renewed a day before they lapse, re-created when blacklisted).
     "tracking-poll-statuses": {
         "task": "messaging.tasks.poll_statuses",
@@ -361,18 +361,28 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# --- Delivery tracking (messaging/tracking.py) --------------------------------------------------
+# --- Delivery tracking (messaging/tracking/polling.py) ------------------------------------------
 # A sent message without a final report is given up (no_receipt) this long after sending.
 TRACKING_GIVE_UP_AFTER = env.int("TRACKING_GIVE_UP_AFTER", default=24 * 3600)
 # Reads carrying fewer than a full batch of messages are at least this far apart per connection.
 TRACKING_MIN_READ_INTERVAL = env.float("TRACKING_MIN_READ_INTERVAL", default=45.0)
 # With a healthy webhook subscription, polling checks a message at most this often.
 TRACKING_WEBHOOK_POLL_GAP = env.float("TRACKING_WEBHOOK_POLL_GAP", default=900.0)
+# (age below, seconds between checks): when a not-final message is read again. The grid widens
+# with age; the last step (age None) repeats until TRACKING_GIVE_UP_AFTER.
+TRACKING_SCHEDULE = (
+    (60, 15),
+    (5 * 60, 60),
+    (30 * 60, 15 * 60),
+    (6 * 3600, 2 * 3600),
+    (23 * 3600, 6 * 3600),
+    (None, 3600),
+)
 # Lifetime asked for a webhook subscription; it is renewed a day before it ends.
 RINGCENTRAL_WEBHOOK_EXPIRES_IN = env.int("RINGCENTRAL_WEBHOOK_EXPIRES_IN", default=7 * 24 * 3600)
 RINGCENTRAL_WEBHOOK_RENEW_BEFORE = env.int("RINGCENTRAL_WEBHOOK_RENEW_BEFORE", default=24 * 3600)
 
-# --- Outbox (messaging/outbox.py, messaging/tasks.py) -------------------------------------------
+# --- Outbox (messaging/outbox/states.py, messaging/sending/) ------------------------------------
 # Tries per message, and the waits before the 2nd, 3rd, … try (each spread by ±20 %).
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=6)
 OUTBOX_BACKOFF_SECONDS = tuple(
@@ -408,7 +418,7 @@ if _visibility and _visibility <= OUTBOX_MAX_COUNTDOWN + OUTBOX_SENDING_LEASE:
 
 # --- Security -------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
-CSRF_FAILURE_VIEW = "messaging.views.errors.csrf_failure"
+CSRF_FAILURE_VIEW = "messaging.pages.views.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -428,7 +438,7 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "messaging.logging.RedactSecretsFilter"}},
+    "filters": {"redact": {"()": "messaging.core.logging.RedactSecretsFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}

@@ -8,8 +8,8 @@ import pytest
 from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 
-from messaging import teams
 from messaging.models import Membership, Role
+from messaging.teams import actions as teams
 
 PASSWORD = "correct horse battery staple 42"
 

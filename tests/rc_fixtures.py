@@ -136,7 +136,8 @@ def query_of(url: str) -> dict[str, str]:
 
 def link_directly(emu, team, user, extension):
     """A linked connection made through the real code exchange, skipping the browser."""
-    from messaging.ringcentral import connections, oauth
+    from messaging.links import connections
+    from messaging.ringcentral import oauth
 
     verifier, challenge = oauth.pkce_pair()
     code = emu.authorize_code(

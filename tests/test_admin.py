@@ -10,8 +10,6 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from messaging import invitations
-from messaging.events import record_event
 from messaging.models import (
     Attachment,
     AttemptOutcome,
@@ -22,6 +20,8 @@ from messaging.models import (
     RingCentralConnection,
     SendAttempt,
 )
+from messaging.outbox.events import record_event
+from messaging.teams import invitations
 from tests.factories import make_connection, make_number, message_in, status_of
 
 CHANGELIST = "/admin/messaging/outboundmessage/"

@@ -19,7 +19,9 @@ from django.test import override_settings
 from django.utils import timezone
 from PIL import Image
 
-from messaging import compose, limits, media
+from messaging.compose import drafts, media
+from messaging.compose import views as compose_views
+from messaging.core.phones import format_number
 from messaging.models import (
     Attachment,
     ConnectionStatus,
@@ -28,6 +30,7 @@ from messaging.models import (
     Recipient,
     SenderNumber,
 )
+from messaging.ringcentral import limits
 from tests import media_samples as samples
 from tests.factories import make_connection, make_number
 
@@ -69,7 +72,7 @@ def fax_number(connection, phone_number="+16505550155"):
 @pytest.fixture
 def sent(monkeypatch):
     """Records what the outbox hands to Celery (the boundary after commit), sending nothing."""
-    from messaging import tasks
+    from messaging.sending import tasks
 
     calls = []
 
@@ -163,7 +166,7 @@ def test_viewer_gets_403(victor_client, number):
     [(0, "0.00"), (4_999, "0.00"), (5_000, "0.01"), (125_000, "0.13"), (1_500_001, "1.50")],
 )
 def test_the_meter_rounds_megabytes_like_the_script(size, shown):
-    from messaging.views.compose import megabytes
+    from messaging.compose.views import megabytes
 
     assert megabytes(size) == shown
 
@@ -715,7 +718,7 @@ def test_a_form_sent_back_keeps_its_files_and_can_be_sent_after_a_fix(bob_client
 def test_files_beyond_the_waiting_room_are_named_not_dropped_silently(
     bob_client, number, monkeypatch
 ):
-    monkeypatch.setattr(compose, "MAX_LIVE_DRAFTS", 1)
+    monkeypatch.setattr(compose_views, "MAX_LIVE_DRAFTS", 1)
     files = [upload_file(n, d) for n, d in small_files(2)]
     response = bob_client.post(URL, {**fields(number, to="nope"), "attachments": files})
     assert DraftAttachment.objects.count() == 1
@@ -746,7 +749,7 @@ def test_drafts_belong_to_their_uploader(bob_client, alice_client, alice, team, 
     assert alice_client.post(info["deleteUrl"]).status_code == 404
     alice_number = make_number(make_connection(team, alice, extension_id="301"), "+16505550122")
     response = alice_client.post(URL, {**fields(alice_number), "uploads": [info["id"]]})
-    assert compose.GONE in errors(response)
+    assert drafts.GONE in errors(response)
     assert nothing_created()
 
 
@@ -757,16 +760,16 @@ def test_expired_drafts_are_refused_and_purged(
     draft = DraftAttachment.objects.get()
     DraftAttachment.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     response = bob_client.post(URL, {**fields(number), "uploads": [info["id"]]})
-    assert compose.GONE in errors(response)
+    assert drafts.GONE in errors(response)
     with django_capture_on_commit_callbacks(execute=True):
-        assert compose.purge_expired_drafts() == 1
+        assert drafts.purge_expired_drafts() == 1
     assert not default_storage.exists(draft.file.name)
 
 
 def test_the_hourly_cleanup_removes_every_expired_draft_and_keeps_live_ones(
     bob_client, number, django_capture_on_commit_callbacks
 ):
-    from messaging import tasks
+    from messaging.compose import tasks
 
     live_id = upload(bob_client, "live.txt", b"live").json()["upload"]["id"]
     for index in range(5):
@@ -784,7 +787,7 @@ def test_the_hourly_cleanup_removes_every_expired_draft_and_keeps_live_ones(
 def test_unknown_upload_ids_are_reported_not_crashing(bob_client, number):
     response = bob_client.post(URL, {**fields(number), "uploads": ["nonsense", str(uuid.uuid4())]})
     assert response.status_code == 400
-    assert compose.GONE in errors(response)
+    assert drafts.GONE in errors(response)
 
 
 # --- Check endpoint ------------------------------------------------------------------------------
@@ -860,7 +863,8 @@ def test_files_are_not_reachable_under_a_public_url(victor_client, stored):
 
 
 def test_send_again_prefills_sender_recipients_text_and_files(alice, team, alice_client):
-    from messaging import compose as compose_core
+    from messaging.compose.drafts import store_bytes
+    from messaging.compose.submission import Mode
     from messaging.models import Attachment, DraftAttachment
     from tests.factories import make_connection, make_message, make_number
 
@@ -868,7 +872,7 @@ def test_send_again_prefills_sender_recipients_text_and_files(alice, team, alice
     original = make_message(
         number, alice, to=("+16505550111", "+16505550112"), text="See you at 3 😀"
     )
-    stored = compose_core.store_bytes(team.pk, b"%PDF-1.4 minimal", "application/pdf")
+    stored = store_bytes(team.pk, b"%PDF-1.4 minimal", "application/pdf")
     Attachment.objects.create(
         message=original,
         file=stored,
@@ -883,7 +887,7 @@ def test_send_again_prefills_sender_recipients_text_and_files(alice, team, alice
     assert form.initial["sender"] == str(number.pk)
     assert form.initial["text"] == "See you at 3 😀"
     assert "+1 650-555-0111" in form.initial["to"] or "6505550111" in form.initial["to"]
-    assert form.initial["mode"] == compose_core.Mode.GROUP
+    assert form.initial["mode"] == Mode.GROUP
     draft = DraftAttachment.objects.get(user=alice, team=team)
     assert (draft.file.name, draft.original_name) == (stored, "plan.pdf")
     assert b"plan.pdf" in response.content
@@ -916,9 +920,9 @@ def test_send_again_of_another_teams_message_is_404(alice, team, charlie, charli
 def test_numbers_are_shown_as_phonenumbers_lays_them_out(e164):
     parsed = phonenumbers.parse(e164, None)
     expected = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    assert compose.format_number(e164) == expected
+    assert format_number(e164) == expected
 
 
 def test_a_string_that_is_no_number_is_shown_as_it_is():
-    assert compose.format_number("not a number") == "not a number"
-    assert compose.format_number("") == ""
+    assert format_number("not a number") == "not a number"
+    assert format_number("") == ""

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from messaging import media
+from messaging.compose import media
 from messaging.models import Attachment, DraftAttachment, OutboundMessage, Recipient
 from tests import media_samples as samples
 from tests.factories import make_connection, make_number

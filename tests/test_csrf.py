@@ -17,7 +17,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
-from messaging import teams, tracking
 from messaging.models import (
     ConnectionStatus,
     DraftAttachment,
@@ -28,6 +27,8 @@ from messaging.models import (
     WebhookStatus,
     WebhookSubscription,
 )
+from messaging.teams import actions as teams
+from messaging.tracking import subscriptions as tracking
 from tests import media_samples as samples
 from tests.factories import make_connection, make_number
 from tests.rc_fixtures import (
@@ -67,14 +68,14 @@ EXEMPT = {
     # RingCentral posts here from its servers, with no browser session and no cookie; each
     # delivery proves itself with the subscription's verification token instead (tests below
     # and tests/test_webhooks.py).
-    "messaging.views.webhooks.ringcentral_webhook",
+    "messaging.tracking.views.ringcentral_webhook",
 }
 # Views marked csrf_exempt only so that an oversized upload is refused from its Content-Length
 # before the body is read; they run csrf_protect themselves right after, so a POST without a
 # token must still be a 403.
 PROTECTED_AFTER_SIZE_CHECK = {
-    "messaging.views.compose.compose_view",
-    "messaging.views.compose.upload",
+    "messaging.compose.views.compose_view",
+    "messaging.compose.views.upload",
 }
 
 # Would do something on most pages if it got through.

@@ -3,7 +3,7 @@ ones fall back by prefix, failures without a code by status, and no input goes u
 
 import pytest
 
-from messaging.delivery_errors import ERRORS, Kind, explain
+from messaging.outbox.delivery_errors import ERRORS, Kind, explain
 
 # Section h of the RingCentral facts: every asynchronous deliveryErrorCode it lists.
 DOCUMENTED = {

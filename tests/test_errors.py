@@ -9,8 +9,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from messaging import limits
-from messaging.ringcentral import errors, http
+from messaging.ringcentral import errors, http, limits
 from messaging.ringcentral.emulator import Emulator, EmulatorConfig, Fault
 
 PROBE = "/restapi/v1.0/account/~/extension/~/sms"

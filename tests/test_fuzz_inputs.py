@@ -21,7 +21,6 @@ from django.utils import timezone
 from hypothesis import assume, given, note
 from hypothesis import strategies as st
 
-from messaging import invitations, teams, tracking
 from messaging.models import (
     Invitation,
     Membership,
@@ -33,6 +32,9 @@ from messaging.models import (
     WebhookStatus,
     WebhookSubscription,
 )
+from messaging.teams import actions as teams
+from messaging.teams import invitations
+from messaging.tracking import subscriptions as tracking
 from tests.conftest import client_for
 from tests.factories import make_connection, make_message, make_number
 from tests.test_isolation import (

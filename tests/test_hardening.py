@@ -25,9 +25,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from messaging import invitations, teams
-from messaging.logging import RedactSecretsFilter
+from messaging.core.logging import RedactSecretsFilter
 from messaging.models import MessageStatus, Role, Team
+from messaging.teams import actions as teams
+from messaging.teams import invitations
 from tests.conftest import PASSWORD, client_for
 from tests.rc_fixtures import expire_access_token, link_through_browser
 from tests.test_isolation import (
@@ -134,7 +135,7 @@ def test_the_checker_finds_inline_code():
 def pages_world(acme, alice, bob, team):
     """Acme (tests/test_isolation.py), with an event on the failed message and a delivered
     message, so the message page is seen in each of its states."""
-    from messaging.events import record_event
+    from messaging.outbox.events import record_event
     from tests.factories import make_message
 
     failed = acme.messages[1]
@@ -242,7 +243,7 @@ def test_error_pages_are_strict(alice, bob_client, team, monkeypatch):
     strict.force_login(alice)
     check_page(strict.post("/team/"), "CSRF failure", problems, 403)
 
-    from messaging.views import home
+    from messaging.pages import views as home
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
@@ -400,7 +401,7 @@ def test_a_real_link_and_send_log_no_token_and_no_full_number(
     log_output, alice_client, alice, team, emulator, rc_user, settings
 ):
     from messaging.models import OutboundMessage, RingCentralConnection
-    from messaging.tasks import send_message
+    from messaging.sending.tasks import send_message
     from tests.rc_fixtures import NUMBER_SMS_MMS
 
     recipient = "+16505550187"

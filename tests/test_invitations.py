@@ -13,9 +13,9 @@ from django.core import mail, signing
 from django.test import Client
 from django.utils import timezone
 
-from messaging import invitations
-from messaging.middleware import SESSION_KEY
 from messaging.models import Invitation, Membership, Role
+from messaging.teams import invitations
+from messaging.teams.actions import SESSION_KEY
 
 from .conftest import PASSWORD, make_user
 

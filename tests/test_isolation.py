@@ -47,7 +47,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
-from messaging import invitations, teams
 from messaging.models import (
     Attachment,
     DraftAttachment,
@@ -57,6 +56,8 @@ from messaging.models import (
     Role,
     Team,
 )
+from messaging.teams import actions as teams
+from messaging.teams import invitations
 from tests import media_samples as samples
 from tests.conftest import client_for, make_user
 from tests.factories import make_connection, make_message, make_number
@@ -81,7 +82,7 @@ class Route:
 
     @property
     def view(self) -> str:
-        """Dotted path of the view function, e.g. messaging.views.outbox.message_detail."""
+        """Dotted path of the view function, e.g. messaging.outbox.views.messages.message_detail."""
         return self.pattern.lookup_str
 
     @property
@@ -233,9 +234,9 @@ class Acme:
         }
         # `pk` means a different model in each views module.
         by_module_pk = {
-            "messaging.views.outbox": [m.pk for m in self.messages],
-            "messaging.views.attachments": [a.pk for a in self.attachments],
-            "messaging.views.ringcentral": [self.connection.pk],
+            "messaging.outbox.views.messages": [m.pk for m in self.messages],
+            "messaging.outbox.views.attachments": [a.pk for a in self.attachments],
+            "messaging.links.views": [self.connection.pk],
         }
         if name == "pk" and module in by_module_pk:
             return by_module_pk[module]
@@ -559,7 +560,7 @@ def test_acme_objects_under_my_own_team_are_no_better_than_nothing(acme, persona
 
 def team_less_query(acme: Acme) -> dict:
     """Acme's ids and words, in every query parameter a current-team page reads."""
-    from messaging.views.outbox import encode_cursor
+    from messaging.outbox.paging import encode_cursor
 
     ids = ",".join(str(m.pk) for m in acme.messages)
     return {

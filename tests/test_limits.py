@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from django.utils.html import json_script
 
-from messaging import limits
+from messaging.ringcentral import limits
 
 
 def files(count, size=1000, content_type="image/jpeg"):

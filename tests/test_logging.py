@@ -4,7 +4,7 @@ import logging
 
 from django.conf import settings
 
-from messaging.logging import RedactSecretsFilter, redact
+from messaging.core.logging import RedactSecretsFilter, redact
 
 
 def test_bearer_and_basic_credentials_are_redacted():

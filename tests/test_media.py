@@ -1,4 +1,4 @@
-"""messaging/media.py: sniffing, names, normalising images and fitting them to the budget."""
+"""messaging/compose/media/: sniffing, names, normalising images and fitting them to the budget."""
 
 import io
 import struct
@@ -7,7 +7,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from messaging import limits, media
+from messaging.compose import media
+from messaging.ringcentral import limits
 from tests import media_samples as samples
 
 BUDGET = limits.MAX_ATTACHMENTS_BYTES

@@ -14,8 +14,7 @@ import pytest
 import requests
 from django.core.files.storage import FileSystemStorage
 
-from messaging import limits
-from messaging.ringcentral import multipart
+from messaging.ringcentral import limits, multipart
 from messaging.ringcentral.multipart import (
     AttachmentChanged,
     StoredAttachment,

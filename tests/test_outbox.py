@@ -4,19 +4,20 @@ import threading
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.db import IntegrityError, close_old_connections, transaction
 from django.db import connection as db_connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from messaging import outbox
 from messaging.models import (
     AttemptOutcome,
     MessageStatus,
     OutboundMessage,
     RecipientStatus,
 )
+from messaging.outbox import states as outbox
 from tests.factories import make_connection, make_message, make_number, team_history
 from tests.plans import plan_without_seqscan
 
@@ -112,7 +113,7 @@ def test_retry_uses_the_backoff_table_with_jitter(message):
     outbox.schedule_retry(msg, attempt, outbox.Failure(reason="HTTP 503"))
     msg.refresh_from_db()
     wait = (msg.next_attempt_at - before).total_seconds()
-    base = outbox.BACKOFF_SECONDS[0]
+    base = settings.OUTBOX_BACKOFF_SECONDS[0]
     assert base * (1 - outbox.JITTER) - 1 <= wait <= base * (1 + outbox.JITTER) + 1
 
 
@@ -125,7 +126,7 @@ def test_retry_after_from_ringcentral_wins_over_the_table(message):
 
 
 def test_after_six_attempts_the_message_fails_with_the_last_reason(message):
-    for _ in range(outbox.MAX_ATTEMPTS):
+    for _ in range(outbox.max_attempts()):
         msg, attempt = outbox.claim(message.pk)
         outbox.schedule_retry(msg, attempt, outbox.Failure(reason="RingCentral answered 503."))
         OutboundMessage.objects.filter(pk=message.pk).update(next_attempt_at=timezone.now())
@@ -275,7 +276,7 @@ def test_an_unknown_message_that_used_all_attempts_fails_instead_of_cycling(mess
     msg, attempt = outbox.claim(message.pk)
     outbox.mark_unknown(msg, attempt, outbox.Failure(reason="connection dropped"))
     OutboundMessage.objects.filter(pk=msg.pk).update(
-        attempts=outbox.MAX_ATTEMPTS, sending_since=timezone.now() - timedelta(hours=1)
+        attempts=outbox.max_attempts(), sending_since=timezone.now() - timedelta(hours=1)
     )
     msg.refresh_from_db()
     assert outbox.reconcile(msg, None) == MessageStatus.FAILED

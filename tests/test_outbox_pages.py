@@ -9,8 +9,6 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from messaging import folders, outbox
-from messaging.events import record_event
 from messaging.models import (
     Attachment,
     AttemptOutcome,
@@ -22,7 +20,10 @@ from messaging.models import (
     Role,
     SendAttempt,
 )
-from messaging.views.outbox import PAGE_SIZE
+from messaging.outbox import folders
+from messaging.outbox import states as outbox
+from messaging.outbox.events import record_event
+from messaging.outbox.paging import PAGE_SIZE
 from tests.factories import make_connection, make_message, make_number, message_in, status_of
 from tests.plans import plan_without_seqscan
 

@@ -19,8 +19,9 @@ from django.conf import settings
 from django.db import connection
 from django.test import override_settings
 
-from messaging import limits, ratelimit
-from messaging.ratelimit import (
+from messaging.ringcentral import limits
+from messaging.sending import ratelimit
+from messaging.sending.ratelimit import (
     DatabaseRateLimiter,
     LimitKey,
     NullRateLimiter,

@@ -16,7 +16,7 @@ import re
 import struct
 from pathlib import Path
 
-from messaging import delivery_errors
+from messaging.outbox import delivery_errors
 from messaging.ringcentral import errors
 
 ROOT = Path(__file__).resolve().parents[1]

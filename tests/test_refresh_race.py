@@ -18,8 +18,8 @@ from django.conf import settings as django_settings
 from django.db import connection as db_connection
 from django.db import connections
 
+from messaging.links.tokens import client_for
 from messaging.models import ConnectionStatus, RingCentralConnection
-from messaging.ringcentral.client import RingCentralClient
 from tests.rc_fixtures import (
     expire_access_token,
     journal,
@@ -61,7 +61,7 @@ def test_eight_threads_with_an_expired_token_cause_exactly_one_refresh(emulator,
     def work(index):
         try:
             barrier.wait(timeout=30)
-            results[index] = RingCentralClient(expired).get_extension().id
+            results[index] = client_for(expired).get_extension().id
         except Exception as exc:  # reported through results
             results[index] = repr(exc)
         finally:
@@ -86,7 +86,7 @@ def test_concurrent_401s_cause_exactly_one_forced_refresh(emulator, expired):
     def work(index):
         try:
             barrier.wait(timeout=30)
-            results[index] = RingCentralClient(expired).get_extension().id
+            results[index] = client_for(expired).get_extension().id
         except Exception as exc:
             results[index] = repr(exc)
         finally:
@@ -120,9 +120,9 @@ WORKER_CODE = """
 import os, time
 from pathlib import Path
 from messaging.models import RingCentralConnection
-from messaging.ringcentral.client import RingCentralClient
+from messaging.links.tokens import client_for
 connection = RingCentralConnection.objects.get(pk=int(os.environ["RACE_CONNECTION_ID"]))
-client = RingCentralClient(connection)
+client = client_for(connection)
 Path(os.environ["RACE_DIR"], f"ready-{os.getpid()}").touch()
 go = Path(os.environ["RACE_DIR"], "go")
 deadline = time.monotonic() + 90

@@ -13,12 +13,13 @@ from django.conf import settings as django_settings
 from django.core import mail
 from django.utils import timezone
 
-from messaging.compose import format_number
+from messaging.core.phones import format_number
+from messaging.links import tokens
+from messaging.links.tasks import keep_connections_alive
+from messaging.links.tokens import client_for
 from messaging.models import ConnectionStatus, RingCentralConnection, SenderNumber
 from messaging.ringcentral import errors, oauth
-from messaging.ringcentral.client import RingCentralClient
 from messaging.ringcentral.emulator import Fault
-from messaging.tasks import keep_connections_alive, sync_sender_numbers
 from tests.rc_fixtures import (
     CALLBACK,
     NUMBER_FAX,
@@ -247,7 +248,7 @@ def test_public_base_url_decides_the_redirect_uri(alice_client, emulator, settin
 
 
 def test_sync_derives_sms_mms_toll_free_and_fax_flags(alice, team, emulator, rc_user):
-    from messaging.ringcentral.connections import sync_numbers
+    from messaging.links.connections import sync_numbers
 
     connection = link_directly(emulator, team, alice, rc_user)
 
@@ -305,20 +306,11 @@ def test_sync_follows_ringcentral_paging(alice, team, emulator):
     extension = emulator.add_extension(name="Call Center", numbers=many)
     connection = link_directly(emulator, team, alice, extension)
 
-    numbers = RingCentralClient(connection).list_numbers()
+    numbers = client_for(connection).list_numbers()
 
     assert len(numbers) == 230
     pages = journal(emulator, "/phone-number")
     assert [e.query.get("page") for e in pages] == [["1"], ["2"], ["3"]]
-
-
-def test_sync_sender_numbers_task_reads_the_numbers(alice, team, emulator, rc_user):
-    connection = link_directly(emulator, team, alice, rc_user)
-
-    result = sync_sender_numbers(connection.pk)
-
-    assert result == {"added": 4, "updated": 0, "deactivated": 0}
-    assert connection.numbers.filter(active=True).count() == 3
 
 
 # --- token lifecycle ---------------------------------------------------------------------------
@@ -330,7 +322,7 @@ def test_a_401_causes_one_refresh_and_one_retry(alice, team, emulator, rc_user):
     emulator.advance(3700)
     reset_journal(emulator)
 
-    extension = RingCentralClient(connection).get_extension()
+    extension = client_for(connection).get_extension()
 
     assert extension.id == str(rc_user.id)
     calls = journal(emulator, "/extension/~")
@@ -347,7 +339,7 @@ def test_an_expiring_token_is_refreshed_before_the_request(alice, team, emulator
     )
     reset_journal(emulator)
 
-    RingCentralClient(connection).get_account()
+    client_for(connection).get_account()
 
     assert len(token_requests(emulator, "refresh_token")) == 1
     assert [e.status for e in journal(emulator, "/account/~")] == [200]
@@ -365,7 +357,7 @@ def test_invalid_grant_breaks_the_link_emails_admins_once_and_shows_a_banner(
             django_capture_on_commit_callbacks(execute=True),
             pytest.raises(errors.ConnectionBroken),
         ):
-            oauth.fresh_access_token(connection.pk)
+            tokens.fresh_access_token(connection.pk)
 
     connection.refresh_from_db()
     assert connection.status == ConnectionStatus.BROKEN
@@ -390,7 +382,7 @@ def test_relinking_a_broken_connection_repairs_it(
     emulator.advance(8 * 24 * 3600)
     expire_access_token(connection)
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(errors.ConnectionBroken):
-        oauth.fresh_access_token(connection.pk)
+        tokens.fresh_access_token(connection.pk)
 
     link_through_browser(alice_client, emulator, rc_user)
 
@@ -407,14 +399,14 @@ def test_a_transient_refresh_failure_keeps_the_still_valid_token(alice, team, em
     )
     emulator.inject(Fault(kind="status", status=503, path_contains="/restapi/oauth/token"))
 
-    token = oauth.fresh_access_token(connection.pk)
+    token = tokens.fresh_access_token(connection.pk)
 
     connection.refresh_from_db()
     assert token == connection.access_token
     assert connection.status == ConnectionStatus.REFRESH_FAILING
     assert "RingCentral is having trouble" in connection.last_error
     # The next attempt succeeds and heals the link.
-    oauth.fresh_access_token(connection.pk)
+    tokens.fresh_access_token(connection.pk)
     connection.refresh_from_db()
     assert connection.status == ConnectionStatus.LINKED
 
@@ -499,7 +491,7 @@ def test_an_admin_can_disconnect_any_connection_of_the_team(
 ):
     connection = link_directly(emulator, team, bob, rc_user)
     connection_pk = connection.pk
-    from messaging.ringcentral.connections import sync_numbers
+    from messaging.links.connections import sync_numbers
 
     sync_numbers(connection)
     assert b"Rita Frontdesk" in dana_client.get("/ringcentral/").content
@@ -516,7 +508,7 @@ def test_an_admin_can_disconnect_any_connection_of_the_team(
     (revoke,) = journal(emulator, "/restapi/oauth/revoke")
     assert revoke.status == 200
     with pytest.raises(errors.ConnectionBroken):
-        oauth.fresh_access_token(connection_pk)
+        tokens.fresh_access_token(connection_pk)
 
 
 def test_disconnect_still_happens_when_revoking_at_ringcentral_fails(

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import pytest
 from django.core import mail
 
-from messaging import invitations, teams
 from messaging.models import Invitation, Membership, Team
+from messaging.teams import actions as teams
+from messaging.teams import invitations
 
 from .conftest import make_user
 

@@ -16,8 +16,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 
+from messaging.links import connections
 from messaging.models import Membership, MessageStatus, OutboundMessage, Role
-from messaging.ringcentral import connections
 from messaging.ringcentral.emulator import Fault
 from mmsportal.celery import app as celery_app
 from tests import media_samples as samples

@@ -25,7 +25,8 @@ from django.core.files.storage import default_storage
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from messaging import limits, outbox, ratelimit, tasks
+from messaging.links import connections
+from messaging.links.tokens import client_for
 from messaging.models import (
     Attachment,
     AttemptOutcome,
@@ -35,9 +36,10 @@ from messaging.models import (
     RecipientStatus,
     SenderNumber,
 )
-from messaging.ringcentral import connections, errors
-from messaging.ringcentral.client import RingCentralClient
+from messaging.outbox import states as outbox
+from messaging.ringcentral import errors, limits
 from messaging.ringcentral.emulator import Fault
+from messaging.sending import ratelimit, reconcile, tasks
 from mmsportal.celery import app as celery_app
 from tests.factories import make_message
 from tests.rc_fixtures import (
@@ -309,7 +311,7 @@ def test_two_server_errors_are_retried_then_the_message_is_sent(emulator, sms):
 def test_six_server_errors_fail_the_message_after_six_attempts(emulator, sms):
     emulator.inject(Fault("status", path_contains="/sms", status=503, count=10))
     results = []
-    for _ in range(outbox.MAX_ATTEMPTS):
+    for _ in range(outbox.max_attempts()):
         results.append(send(sms))
         make_due(sms)
     assert results[-1] == "retry" and status_of(sms) == MessageStatus.FAILED
@@ -339,7 +341,7 @@ def test_429_pauses_the_users_send_group_for_everyone_then_the_message_is_sent(
     assert send(other) == "deferred"
     other.refresh_from_db()
     assert other.status == MessageStatus.QUEUED and other.attempts == 0
-    key = ratelimit.LimitKey(tasks.limit_identity(linked), limits.SEND_GROUP)
+    key = ratelimit.key_for(linked, limits.SEND_GROUP)
     assert ratelimit.get_limiter().try_acquire([key]) > 0
 
     time.sleep(2.1)
@@ -532,22 +534,28 @@ def test_reconcile_never_takes_the_record_of_another_message(settings, emulator,
     assert tasks.reconcile_unknown() == {MessageStatus.QUEUED: 1}
 
 
+def find_sent(client, message, exclude_ids=frozenset()):
+    """What reconciliation finds for `message` in the store (the lookup of reconcile_all)."""
+    records = list(client.sent_since(reconcile.search_start(message)))
+    return reconcile.match_sent(message, records, exclude_ids=exclude_ids)
+
+
 def test_find_sent_matches_recipients_as_a_set_text_and_file_count(emulator, linked, alice):
     group = make_message(number(linked), alice, to=(TO, TO_2), text="Team lunch")
     assert send(group) == "sent"
     group.refresh_from_db()
-    client = RingCentralClient(linked)
+    client = client_for(linked)
     twin = make_message(number(linked), alice, to=(TO_2, TO), text="Team lunch")
     OutboundMessage.objects.filter(pk=twin.pk).update(sending_since=timezone.now())
     twin.refresh_from_db()
-    assert client.find_sent(twin).id == group.rc_message_id
-    assert client.find_sent(twin, exclude_ids={group.rc_message_id}) is None
+    assert find_sent(client, twin).id == group.rc_message_id
+    assert find_sent(client, twin, exclude_ids={group.rc_message_id}) is None
     add_attachment(twin, pattern(10), "a.jpg", "image/jpeg")
-    assert client.find_sent(twin) is None, "a different number of files is another message"
+    assert find_sent(client, twin) is None, "a different number of files is another message"
     other_text = make_message(number(linked), alice, to=(TO, TO_2), text="Team lunch!")
     OutboundMessage.objects.filter(pk=other_text.pk).update(sending_since=timezone.now())
     other_text.refresh_from_db()
-    assert client.find_sent(other_text) is None
+    assert find_sent(client, other_text) is None
 
 
 # --- what is found before sending -------------------------------------------------------------

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from messaging.links import connections
 from messaging.models import AttemptOutcome, MessageStatus
-from messaging.ringcentral import connections
 from messaging.ringcentral.emulator import Emulator, EmulatorConfig
 from messaging.ringcentral.emulator.tls import self_signed
 from tests.connect_proxy import ConnectProxy

@@ -27,10 +27,12 @@ from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
 
-from messaging import limits, outbox, ratelimit, tasks
+from messaging.links import connections
 from messaging.models import AttemptOutcome, MessageStatus, OutboundMessage
-from messaging.ringcentral import connections
+from messaging.outbox import states as outbox
+from messaging.ringcentral import limits
 from messaging.ringcentral.emulator import Fault
+from messaging.sending import ratelimit, tasks
 from mmsportal.celery import app as celery_app
 from tests.factories import make_message
 from tests.rc_fixtures import NUMBER_SMS_MMS, link_directly, shared_emulator
@@ -315,7 +317,7 @@ def test_a_429_pauses_the_group_for_every_worker_then_both_messages_are_sent(
     first = make_message(sender(linked), alice, to=("+16505550183",), text="First")
     enqueue(first)
     wait_for(lambda: posts(emu), timeout=20, message="the first POST")
-    key = ratelimit.LimitKey(tasks.limit_identity(linked), limits.SEND_GROUP)
+    key = ratelimit.key_for(linked, limits.SEND_GROUP)
     wait_for(lambda: paused_until(key)[0] > 0, timeout=10, message="the pause")
     ends, now = paused_until(key)
     assert 0 < ends - now <= 2.0

@@ -12,8 +12,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from moto.server import ThreadedMotoServer
 
+from messaging.core.files import PRESIGNED_SECONDS
 from messaging.models import Attachment, DraftAttachment
-from messaging.views.attachments import PRESIGNED_SECONDS
 from tests import media_samples as samples
 from tests.factories import make_connection, make_number
 from tests.test_compose import sent  # noqa: F401 - fixture

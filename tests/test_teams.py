@@ -8,11 +8,11 @@ from django.test import Client
 from django.urls import URLPattern, reverse
 from django.utils import timezone
 
-from messaging import invitations
 from messaging import urls as messaging_urls
-from messaging.middleware import SESSION_KEY
 from messaging.models import Invitation, Membership, Role, Team
-from messaging.views import teams as team_views
+from messaging.teams import invitations
+from messaging.teams import views as team_views
+from messaging.teams.actions import SESSION_KEY
 
 
 def current_team_of(client) -> Team:

@@ -8,7 +8,7 @@ Sends over the kept-alive connection: tests/test_send_task.py (a stall past the 
 
 import pytest
 
-from messaging.ringcentral import errors, http, oauth
+from messaging.ringcentral import errors, http, oauth, paths
 from messaging.ringcentral.emulator import Fault
 
 STALL_SECONDS = 2.0
@@ -34,7 +34,7 @@ def test_a_rest_call_without_its_own_timeout_stops_at_the_read_timeout(stalling)
 
 
 def test_a_token_request_stops_at_the_read_timeout(stalling):
-    stalling(oauth.TOKEN_PATH)
+    stalling(paths.TOKEN)
     with pytest.raises(errors.NetworkError) as caught:
         oauth.refresh_tokens("any-refresh-token")
     assert str(caught.value).endswith("read timeout")

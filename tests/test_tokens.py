@@ -13,10 +13,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection as db_connection
 
-from messaging import crypto
+from messaging.core import crypto
+from messaging.links import tokens
+from messaging.links.tokens import client_for
 from messaging.models import RingCentralConnection
 from messaging.ringcentral import errors, oauth
-from messaging.ringcentral.client import RingCentralClient
 from tests.rc_fixtures import expire_access_token, link_directly, link_through_browser
 
 ACCESS = "plain-access-token-0123456789abcdef"
@@ -117,7 +118,7 @@ def test_the_link_flow_and_a_refresh_log_no_token(
     connection = RingCentralConnection.objects.get()
     first = (connection.access_token, connection.refresh_token)
     expire_access_token(connection)
-    RingCentralClient(connection).get_extension()
+    client_for(connection).get_extension()
     connection.refresh_from_db()
 
     for secret in (*first, connection.access_token, connection.refresh_token):
@@ -185,7 +186,7 @@ def test_a_token_written_with_a_removed_key_raises_a_configuration_error_not_a_b
     settings.TOKEN_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
 
     with pytest.raises(crypto.TokenDecryptError) as caught:
-        oauth.fresh_access_token(connection.pk)
+        tokens.fresh_access_token(connection.pk)
 
     # The operator removed a key too early; users must not be told to re-link.
     assert "TOKEN_ENCRYPTION_KEYS" in str(caught.value)

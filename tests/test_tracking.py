@@ -11,9 +11,9 @@ import requests
 from django.core import mail
 from django.utils import timezone
 
-from messaging import delivery_errors, outbox, ratelimit, tracking
-from messaging.compose import format_number
-from messaging.events import EventKind
+from messaging.core.phones import format_number
+from messaging.links import connections, tokens
+from messaging.links.tokens import client_for
 from messaging.models import (
     ConnectionStatus,
     MessageEvent,
@@ -21,10 +21,14 @@ from messaging.models import (
     OutboundMessage,
     RecipientStatus,
 )
-from messaging.ringcentral import connections, message_store, oauth
-from messaging.ringcentral.client import RingCentralClient
+from messaging.outbox import delivery_errors
+from messaging.outbox import states as outbox
+from messaging.outbox.events import EventKind
+from messaging.ringcentral import limits, message_store
 from messaging.ringcentral.emulator import Fault
-from messaging.tasks import poll_statuses
+from messaging.sending import ratelimit
+from messaging.tracking import polling as tracking
+from messaging.tracking.tasks import poll_statuses
 from tests.rc_fixtures import link_directly
 from tests.tracking_helpers import (
     Timeline,
@@ -415,7 +419,7 @@ def test_a_quiet_connection_is_read_at_once_but_small_reads_are_paced(
 def test_reads_wait_for_the_shared_rate_limiter(emulator, sender, alice, timeline):
     message = send(emulator, sender, alice, [DELIVERED_TO], timeline=timeline)
     limiter = ratelimit.get_limiter()
-    key = tracking.limit_key(sender.connection)
+    key = ratelimit.key_for(sender.connection, limits.READ_GROUP)
     while limiter.try_acquire([key]) == 0:  # someone else used the whole Light budget
         pass
 
@@ -438,7 +442,12 @@ def test_a_429_pauses_the_light_budget_and_leaves_the_messages_for_later(
     message.refresh_from_db()
     assert message.status == MessageStatus.SENT
     assert message.next_check_at == timeline.at(10) + timedelta(seconds=40)
-    assert ratelimit.get_limiter().try_acquire([tracking.limit_key(sender.connection)]) > 30
+    assert (
+        ratelimit.get_limiter().try_acquire(
+            [ratelimit.key_for(sender.connection, limits.READ_GROUP)]
+        )
+        > 30
+    )
 
 
 def test_a_failed_read_is_retried_on_the_schedule(emulator, sender, alice, timeline):
@@ -470,9 +479,9 @@ def test_the_beat_task_polls(emulator, sender, alice):
 def test_a_bulk_read_is_one_request_and_reports_unknown_ids_as_missing(emulator, sender, alice):
     first = send(emulator, sender, alice, [DELIVERED_TO])
     second = send(emulator, sender, alice, [LANDLINE, OPTED_OUT])
-    client = RingCentralClient(sender.connection)
+    client = client_for(sender.connection)
 
-    result = message_store.read_messages(client, [first.rc_message_id, "42", second.rc_message_id])
+    result = client.read_messages([first.rc_message_id, "42", second.rc_message_id])
 
     [read] = store_reads(emulator)
     assert read.status == 207 and ids_in(read) == [first.rc_message_id, "42", second.rc_message_id]
@@ -484,7 +493,7 @@ def test_a_bulk_read_is_one_request_and_reports_unknown_ids_as_missing(emulator,
 
 
 def test_a_single_unknown_id_is_missing_rather_than_an_error(emulator, sender):
-    result = message_store.read_messages(RingCentralClient(sender.connection), ["42"])
+    result = client_for(sender.connection).read_messages(["42"])
     assert result.found == {} and result.missing == {"42"}
 
 
@@ -493,7 +502,7 @@ def test_ringcentrals_json_flavour_of_the_bulk_answer_reads_the_same(emulator, s
     messages = [send(emulator, sender, alice, [n]) for n in (DELIVERED_TO, OPTED_OUT)]
     emulator.advance(10)
     ids = [m.rc_message_id for m in messages] + ["42"]
-    token = oauth.fresh_access_token(sender.connection_id)
+    token = tokens.fresh_access_token(sender.connection_id)
     answer = requests.get(
         f"{emulator.base_url}{message_store.build_read(ids).path}",
         headers={"Authorization": f"Bearer {token}", "Accept": message_store.BULK_JSON},

@@ -13,11 +13,11 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from messaging import tracking
+from messaging.links import connections
 from messaging.models import MessageEvent, MessageStatus, OutboundMessage, WebhookStatus
 from messaging.models import WebhookSubscription as Subscription
-from messaging.ringcentral import connections
-from messaging.tasks import refresh_after_webhook
+from messaging.tracking import subscriptions as tracking
+from messaging.tracking.tasks import refresh_after_webhook
 from tests.rc_fixtures import journal
 from tests.tracking_helpers import fresh_limits, link_sender, send  # noqa: F401 - fixture
 from tests.worker import celery_worker, wait_for
@@ -217,7 +217,7 @@ def test_the_renewal_task_creates_missing_subscriptions_and_is_off_without_a_pub
     emulator, reachable, settings
 ):
     connection, _ = reachable
-    from messaging.tasks import renew_subscriptions
+    from messaging.tracking.tasks import renew_subscriptions
 
     assert renew_subscriptions() == {"created": 1}
     assert renew_subscriptions() == {"ok": 1}

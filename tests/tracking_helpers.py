@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.conf import settings
 
-from messaging import outbox
+from messaging.links import connections
+from messaging.links.tokens import client_for
 from messaging.models import OutboundMessage, SenderNumber
-from messaging.ringcentral import connections
-from messaging.ringcentral.client import RingCentralClient
+from messaging.outbox import states as outbox
 from tests.factories import make_message
 from tests.rc_fixtures import NUMBER_SMS_MMS, journal, link_directly
 
@@ -63,7 +63,7 @@ def send(emulator, number, user, to, *, text="Your appointment is tomorrow at 10
     message = make_message(number, user, to=tuple(to), text=text)
     claimed, attempt = outbox.claim(message.pk)
     # Through the client so that an access token the emulator's clock has expired is refreshed.
-    body = RingCentralClient(number.connection)._json(
+    body = client_for(number.connection)._json(
         "POST",
         "/restapi/v1.0/account/~/extension/~/sms",
         json={
@@ -106,7 +106,7 @@ def fresh_limits():
     uses the same account and extension ids, so earlier tests' grants would count here."""
     url = settings.CELERY_BROKER_URL or ""
     if url.startswith(("redis://", "rediss://")):
-        from messaging.ratelimit import RedisRateLimiter, _redis_client
+        from messaging.sending.ratelimit import RedisRateLimiter, _redis_client
 
         client = _redis_client(url)
         keys = list(client.scan_iter(match=f"{RedisRateLimiter.DEFAULT_PREFIX}*", count=1000))

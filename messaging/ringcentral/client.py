@@ -1,48 +1,47 @@
-"""A narrow RingCentral REST client for one linked user.
+"""A narrow RingCentral REST client for one RingCentral user.
 
-    client = RingCentralClient(connection)
+    client = RingCentralClient(token_source)
     client.get_extension() -> ExtensionInfo
     client.get_account() -> AccountInfo
-    client.list_numbers() -> list[PhoneNumberInfo]   (all pages)
-    client.send(message) -> SentMessage              (one POST …/sms; see "Sending" below)
-    client.find_sent(message) -> SentMessage | None  (the message store, for unknown outcomes)
+    client.list_numbers() -> list[PhoneNumberInfo]          (all pages)
+    client.send(from_number, to_numbers, text, files) -> Sent   (one POST …/sms; see "Sending")
+    client.sent_since(moment) -> Iterator[MessageRecord]    (outbound SMS/MMS, all pages)
+    client.read_messages(ids) -> message_store.ReadResult   (up to 50 ids in one request)
+    client.create_subscription(…) / get_subscription(id) / renew_subscription(id) /
+        delete_subscription(id) -> subscriptions.SubscriptionInfo
 
-Every call goes through `_request`, which takes a token from `oauth.fresh_access_token` (so it
-is refreshed proactively under the row lock), and on a 401 forces one refresh — under the same
-lock, so concurrent 401s still cause a single refresh — and retries once. Non-2xx answers
-become `errors.RingCentralError` subclasses. New endpoints (sending, message store,
-subscriptions) are added as methods that build their request and call `_request`.
+The client knows nothing of where tokens are kept. Its caller gives it a `token_source`: called
+with None for a token to use, and with the token RingCentral just refused (401) for a fresh one;
+the client then retries once. messaging/links/tokens.py gives the token source of a linked
+user; `RingCentralClient.for_access_token` one that cannot refresh (while linking). Non-2xx
+answers become `errors.RingCentralError` subclasses.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import requests
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
-from messaging import limits
-
-from . import errors, http, multipart, oauth
+from . import errors, http, limits, message_store, multipart, paths, subscriptions
+from .records import MessageRecord, format_time, parse_message
 
 log = logging.getLogger(__name__)
 
-API = "/restapi/v1.0"
-EXTENSION_PATH = f"{API}/account/~/extension/~"
-ACCOUNT_PATH = f"{API}/account/~"
-PHONE_NUMBERS_PATH = f"{API}/account/~/extension/~/phone-number"
-
-# Paging guard: an extension has a handful of numbers; a server that never stops paging is a bug.
-MAX_PAGES = 50
-PER_PAGE = 100
+# Paging guards: an extension has a handful of numbers and the store is read for minutes of
+# history; a server that never stops paging is a bug.
+NUMBERS_PER_PAGE = 100
+MAX_NUMBER_PAGES = 50
+STORE_PER_PAGE = 250
+MAX_STORE_PAGES = 40
+ATTACH_AGAIN = "Attach the files again and send a new message."
 
 # Called with None for a token, or with the token RingCentral just refused (for a fresh one).
 TokenSource = Callable[[str | None], str]
@@ -95,28 +94,22 @@ class PhoneNumberInfo:
         return "MmsSender" in self.features and not self.is_toll_free and not self.is_fax
 
 
+@dataclass(frozen=True)
+class Sent:
+    """RingCentral's answer to an accepted send: its record of the message, the HTTP status and
+    the answer's `X-Rate-Limit-*` headers."""
+
+    record: MessageRecord
+    http_status: int = 200
+    rate_limit: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class RingCentralClient:
-    """REST calls on behalf of one RingCentral user.
+    """REST calls on behalf of one RingCentral user (see the module docstring)."""
 
-    Build it from a saved connection (`RingCentralClient(connection)`); while linking, before
-    a connection exists, use `RingCentralClient.for_access_token(token)`, which cannot refresh.
-    """
-
-    connection: Any = None
-    token_source: TokenSource | None = None
+    token_source: TokenSource
     session: requests.Session = field(default_factory=http.new_session, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.token_source is None:
-            if self.connection is None:
-                raise ValueError("RingCentralClient needs a connection or a token source")
-            connection_id = self.connection.pk
-
-            def token_source(stale: str | None) -> str:
-                return oauth.fresh_access_token(connection_id, stale_token=stale)
-
-            self.token_source = token_source
 
     @classmethod
     def for_access_token(cls, access_token: str) -> RingCentralClient:
@@ -125,12 +118,12 @@ class RingCentralClient:
                 raise errors.AuthExpired("access token refused and no refresh possible")
             return access_token
 
-        return cls(token_source=token_source)
+        return cls(token_source)
 
-    # --- endpoints ------------------------------------------------------------------------
+    # --- account and numbers ------------------------------------------------------------------
 
     def get_extension(self) -> ExtensionInfo:
-        data = self._json("GET", EXTENSION_PATH)
+        data = self._json("GET", paths.EXTENSION)
         contact = data.get("contact") or {}
         account = data.get("account") or {}
         if "id" not in data or "id" not in account:
@@ -148,32 +141,90 @@ class RingCentralClient:
         )
 
     def get_account(self) -> AccountInfo:
-        data = self._json("GET", ACCOUNT_PATH)
+        data = self._json("GET", paths.ACCOUNT)
         if "id" not in data:
             raise errors.UnexpectedResponse("account without id")
         return AccountInfo(id=str(data["id"]), main_number=str(data.get("mainNumber") or ""))
 
     def list_numbers(self) -> list[PhoneNumberInfo]:
         """All phone numbers of the extension, following RingCentral's paging."""
-        numbers: list[PhoneNumberInfo] = []
-        for page in range(1, MAX_PAGES + 1):
-            data = self._json("GET", PHONE_NUMBERS_PATH, params={"page": page, "perPage": PER_PAGE})
-            for record in data.get("records") or []:
-                if record.get("phoneNumber"):
-                    numbers.append(_phone_number(record))
-            paging = data.get("paging") or {}
-            total_pages = paging.get("totalPages")
-            has_next = bool((data.get("navigation") or {}).get("nextPage"))
-            if total_pages is not None:
-                has_next = page < int(total_pages)
-            if not has_next:
-                return numbers
-        raise errors.UnexpectedResponse(f"phone-number list did not end after {MAX_PAGES} pages")
+        return [
+            _phone_number(record)
+            for record in self._records(
+                paths.PHONE_NUMBERS, {}, per_page=NUMBERS_PER_PAGE, max_pages=MAX_NUMBER_PAGES
+            )
+            if record.get("phoneNumber")
+        ]
 
-    # --- sending (see the "Sending" section below) -------------------------------------------
+    # --- the message store ------------------------------------------------------------------
 
-    def send(self, message, *, not_after: float | None = None) -> SentMessage:
-        """POST one OutboundMessage to `…/sms` and return what RingCentral accepted.
+    def sent_since(self, since: datetime) -> Iterator[MessageRecord]:
+        """Outbound SMS/MMS records created at or after `since`, newest first, every page."""
+        params = {"direction": "Outbound", "messageType": "SMS", "dateFrom": format_time(since)}
+        for record in self._records(
+            paths.MESSAGE_STORE, params, per_page=STORE_PER_PAGE, max_pages=MAX_STORE_PAGES
+        ):
+            if record.get("id") is not None:
+                yield parse_message(record)
+
+    def read_messages(self, ids) -> message_store.ReadResult:
+        """Read `ids` (1 to `message_store.MAX_IDS_PER_READ`) with one request. Raises
+        `errors.RingCentralError` when the whole request fails; a single unknown id is a 404
+        for the request and is reported in `missing` instead."""
+        request = message_store.build_read(ids)
+        try:
+            response = self._request(request.method, request.path, headers=dict(request.headers))
+        except errors.NotFound:
+            if len(request.ids) == 1:
+                return message_store.ReadResult(missing={request.ids[0]})
+            raise
+        return message_store.parse_read(
+            response.status_code, response.headers, response.content, request.ids
+        )
+
+    # --- webhook subscriptions --------------------------------------------------------------
+
+    def create_subscription(
+        self, *, address: str, token: str, expires_in: int
+    ) -> subscriptions.SubscriptionInfo:
+        body = subscriptions.build_create(address, token, expires_in)
+        return subscriptions.parse_subscription(self._json("POST", paths.SUBSCRIPTION, json=body))
+
+    def get_subscription(self, subscription_id: str) -> subscriptions.SubscriptionInfo:
+        path = f"{paths.SUBSCRIPTION}/{subscriptions.checked_id(subscription_id)}"
+        return subscriptions.parse_subscription(self._json("GET", path))
+
+    def renew_subscription(self, subscription_id: str) -> subscriptions.SubscriptionInfo:
+        path = f"{paths.SUBSCRIPTION}/{subscriptions.checked_id(subscription_id)}/renew"
+        return subscriptions.parse_subscription(self._json("POST", path))
+
+    def delete_subscription(self, subscription_id: str) -> None:
+        """Delete it at RingCentral; one that is already gone counts as deleted."""
+        try:
+            self._request(
+                "DELETE", f"{paths.SUBSCRIPTION}/{subscriptions.checked_id(subscription_id)}"
+            )
+        except errors.NotFound:
+            return
+
+    # --- sending ------------------------------------------------------------------------------
+    #
+    # A send is one POST of `multipart.build_message_request`'s body (JSON for a plain SMS,
+    # multipart/form-data with files), streamed from storage. What the caller may do next
+    # depends on how far the request got, which is why transport failures are split: a request
+    # whose body was not read to its end cannot have been accepted; one that went out whole may
+    # have been, and only the message store can tell (`sent_since`).
+
+    def send(
+        self,
+        from_number: str,
+        to_numbers: Sequence[str],
+        text: str,
+        files: Sequence[multipart.AttachmentSource] = (),
+        *,
+        not_after: float | None = None,
+    ) -> Sent:
+        """POST one message to `…/sms` and return what RingCentral accepted.
 
         At most one request, plus one more after a 401 (refresh, then the body is built again).
         Raises, and the outcome each error means for the message:
@@ -187,55 +238,26 @@ class RingCentralClient:
           `SendTooLate`        `not_after` (a `time.monotonic()` deadline) had passed when the
                                request was about to go: nothing was sent.
         """
-        # The worker read the connection with the message a moment ago: its token, unless due
-        # for a refresh, saves reading the row again.
-        loaded = oauth.loaded_access_token(self.connection) if self.connection else None
-        token = loaded or self.token_source(None)
-        response = self._post_message(message, token, not_after)
+
+        def post(token: str) -> http.Answer:
+            request = build_send_request(from_number, to_numbers, text, files)
+            return self._post_message(request, token, not_after)
+
+        token = self.token_source(None)
+        response = post(token)
         if response.status_code == 401:
             # RingCentral checks the token before it reads the message: nothing was sent.
             log.info("RingCentral answered 401 to a send; refreshing once")
-            token = self.token_source(token)
-            response = self._post_message(message, token, not_after)
+            response = post(self.token_source(token))
         if response.status_code >= 400:
             raise errors.from_response(response)
         return _accepted(response)
 
-    def find_sent(self, message, *, exclude_ids=frozenset()) -> SentMessage | None:
-        """The record an earlier attempt of `message` created in RingCentral's store, or None.
-
-        Lists outbound SMS/MMS from the attempt's start (`sending_since`) minus
-        `reconcile_margin()`, every page, and picks with `match_sent`. Light group: one request
-        per page. Ids in `exclude_ids` belong to other messages already and are skipped.
-        """
-        records = list(self.sent_since(search_start(message)))
-        return match_sent(message, records, exclude_ids=exclude_ids)
-
-    def sent_since(self, since: datetime) -> Iterator[SentMessage]:
-        """Outbound SMS/MMS records created at or after `since`, newest first, every page."""
-        params = {
-            "direction": "Outbound",
-            "messageType": "SMS",
-            "dateFrom": _iso(since),
-            "perPage": STORE_PER_PAGE,
-        }
-        for page in range(1, MAX_STORE_PAGES + 1):
-            data = self._json("GET", MESSAGE_STORE_PATH, params={**params, "page": page})
-            for record in data.get("records") or []:
-                if isinstance(record, dict) and record.get("id") is not None:
-                    yield _sent_record(record)
-            paging = data.get("paging") or {}
-            has_next = bool((data.get("navigation") or {}).get("nextPage"))
-            if paging.get("totalPages") is not None:
-                has_next = page < int(paging["totalPages"])
-            if not has_next:
-                return
-        raise errors.UnexpectedResponse(f"message store did not end after {MAX_STORE_PAGES} pages")
-
     @sensitive_variables("token", "headers")
-    def _post_message(self, message, token: str, not_after: float | None) -> http.Answer:
-        """One POST of a freshly built body; transport failures sorted by whether it all went."""
-        request = build_send_request(message)
+    def _post_message(
+        self, request: multipart.MessageRequest, token: str, not_after: float | None
+    ) -> http.Answer:
+        """One POST of a built body; transport failures sorted by whether it all went."""
         headers = {**request.headers, "Authorization": f"Bearer {token}"}
         try:
             # Checked last, just before the first byte goes out, so the window in which a stall
@@ -243,7 +265,7 @@ class RingCentralClient:
             if not_after is not None and time.monotonic() > not_after:
                 raise errors.SendTooLate("the claim on the message ran out before the POST")
             return http.post_message(
-                SEND_PATH,
+                paths.SEND,
                 headers,
                 request.body.chunks(),
                 timeout=tuple(settings.RINGCENTRAL_TIMEOUT),
@@ -262,7 +284,25 @@ class RingCentralClient:
         finally:
             request.body.close()
 
-    # --- plumbing -------------------------------------------------------------------------
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _records(
+        self, path: str, params: dict[str, Any], *, per_page: int, max_pages: int
+    ) -> Iterator[dict[str, Any]]:
+        """The `records` of every page of a listing, in order, following RingCentral's paging
+        (`paging.totalPages` when given, else `navigation.nextPage`)."""
+        for page in range(1, max_pages + 1):
+            data = self._json("GET", path, params={**params, "page": page, "perPage": per_page})
+            for record in data.get("records") or ():
+                if isinstance(record, dict):
+                    yield record
+            total_pages = (data.get("paging") or {}).get("totalPages")
+            has_next = bool((data.get("navigation") or {}).get("nextPage"))
+            if total_pages is not None:
+                has_next = page < int(total_pages)
+            if not has_next:
+                return
+        raise errors.UnexpectedResponse(f"{path} did not end after {max_pages} pages")
 
     def _json(self, method: str, path: str, **kwargs) -> dict[str, Any]:
         response = self._request(method, path, **kwargs)
@@ -276,7 +316,7 @@ class RingCentralClient:
 
     @sensitive_variables("token")
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
-        """Send with a fresh token; on 401 refresh once (forced, under the lock) and retry once."""
+        """Send with a token; on 401 ask for a fresh one once and retry once."""
         token = self.token_source(None)
         response = self._send(method, path, token, **kwargs)
         if response.status_code == 401:
@@ -306,76 +346,19 @@ def _phone_number(record: dict[str, Any]) -> PhoneNumberInfo:
     )
 
 
-# Sending ------------------------------------------------------------------------------------
-#
-# A send is one POST of `multipart.build_message_request`'s body (JSON for a plain SMS,
-# multipart/form-data with files), streamed from storage. What the caller may do next depends on
-# how far the request got, which is why transport failures are split (see `send`): a request
-# whose body was not read to its end cannot have been accepted; one that went out whole may
-# have been, and only the message store can tell (`find_sent`).
+def build_send_request(
+    from_number: str,
+    to_numbers: Sequence[str],
+    text: str,
+    files: Sequence[multipart.AttachmentSource] = (),
+) -> multipart.MessageRequest:
+    """The wire request for one message, with its files streamed from storage.
 
-SEND_PATH = f"{EXTENSION_PATH}/sms"
-MESSAGE_STORE_PATH = f"{EXTENSION_PATH}/message-store"
-STORE_PER_PAGE = 250
-MAX_STORE_PAGES = 40
-ATTACH_AGAIN = "Attach the files again and send a new message."
-
-_local = threading.local()
-
-
-def pooled_session() -> requests.Session:
-    """This thread's chokepoint session, kept for keep-alive between sends and reads (one per
-    process after a fork: sockets are never shared with a parent or a sibling)."""
-    key = (os.getpid(), http.server_url())
-    session = getattr(_local, "session", None)
-    if session is None or getattr(_local, "key", None) != key:
-        session = http.new_session()
-        _local.session, _local.key = session, key
-    return session
-
-
-def reconcile_margin() -> timedelta:
-    """How far before an attempt the message store is searched: RingCentral's clock and ours
-    differ, and it stamps the message when it stores it."""
-    return timedelta(seconds=getattr(settings, "OUTBOX_RECONCILE_MARGIN", 300))
-
-
-@dataclass(frozen=True)
-class SentMessage:
-    """RingCentral's record of an accepted message (the send answer or a message-store record).
-
-    `id` and `conversation_id` are strings: both exceed 2**53, which JSON tools that read
-    numbers as doubles would corrupt. `recipient_statuses` maps E.164 numbers to RingCentral's
-    `messageStatus`; `rate_limit` holds the answer's `X-Rate-Limit-*` headers.
+    Limits are checked again against the files as they are in storage now; any mismatch is a
+    `MessageInvalid` with a reason for the user (nothing is sent).
     """
-
-    id: str
-    conversation_id: str = ""
-    from_number: str = ""
-    recipient_statuses: dict[str, str] = field(default_factory=dict)
-    text: str = ""
-    attachment_count: int = 0
-    created_at: datetime | None = None
-    http_status: int = 200
-    rate_limit: dict[str, str] = field(default_factory=dict)
-
-
-def build_send_request(message) -> multipart.MessageRequest:
-    """The wire request for an OutboundMessage, with its files streamed from storage.
-
-    Recipients and attachments come in their models' order, from the rows prefetched with the
-    message when there are (`outbox.claim` does), else from the database. Limits are checked
-    again against the files as they are in storage now; any mismatch is a `MessageInvalid` with
-    a reason for the user (nothing is sent).
-    """
-    recipients = [recipient.phone_number for recipient in message.recipients.all()]
-    storage = message.attachments.model._meta.get_field("file").storage
-    files = [
-        multipart.StoredAttachment(storage, a.file.name, a.original_name, a.content_type, a.size)
-        for a in message.attachments.all()
-    ]
     try:
-        return multipart.build_message_request(message.from_number, recipients, message.text, files)
+        return multipart.build_message_request(from_number, to_numbers, text, files)
     except limits.LimitsExceeded as exc:
         raise errors.MessageInvalid(
             str(exc), reason=str(exc), fix="Change the message to fit, then send it again."
@@ -396,117 +379,19 @@ def build_send_request(message) -> multipart.MessageRequest:
         ) from exc
 
 
-def _accepted(response: http.Answer) -> SentMessage:
+def _accepted(response: http.Answer) -> Sent:
     """A 2xx answer to a send. RingCentral has the message, so an answer we cannot read is an
     unknown outcome (never a retry): the message store will have its id."""
     try:
         data = response.json()
     except ValueError:
         data = None
-    if not isinstance(data, dict) or data.get("id") in (None, ""):
-        raise errors.OutcomeUnknown(f"HTTP {response.status_code} without a message id")
-    return replace(
-        _sent_record(data),
+    try:
+        record = parse_message(data)
+    except errors.UnexpectedResponse:
+        raise errors.OutcomeUnknown(f"HTTP {response.status_code} without a message id") from None
+    return Sent(
+        record=record,
         http_status=response.status_code,
         rate_limit=errors.rate_limit_headers(response.headers),
     )
-
-
-def _sent_record(data: dict[str, Any]) -> SentMessage:
-    conversation = data.get("conversation") or {}
-    conversation_id = conversation.get("id") if isinstance(conversation, dict) else None
-    if conversation_id in (None, ""):
-        conversation_id = data.get("conversationId")
-    top_status = str(data.get("messageStatus") or "")
-    statuses = {}
-    for recipient in data.get("to") or []:
-        if isinstance(recipient, dict) and recipient.get("phoneNumber"):
-            statuses[str(recipient["phoneNumber"])] = str(
-                recipient.get("messageStatus") or top_status
-            )
-    files = [
-        a
-        for a in data.get("attachments") or []
-        if isinstance(a, dict) and a.get("type") == "MmsAttachment"
-    ]
-    return SentMessage(
-        id=str(data["id"]),
-        conversation_id="" if conversation_id is None else str(conversation_id),
-        from_number=str((data.get("from") or {}).get("phoneNumber") or ""),
-        recipient_statuses=statuses,
-        text=str(data.get("subject") or ""),
-        attachment_count=len(files),
-        created_at=_parse_time(data.get("creationTime")),
-    )
-
-
-def search_start(message) -> datetime:
-    """Where the message store is searched from for `message`."""
-    return (message.sending_since or message.created_at) - reconcile_margin()
-
-
-def match_sent(message, records, *, exclude_ids=frozenset()) -> SentMessage | None:
-    """The record among `records` that is `message`: same sender, the same recipients as a set,
-    the same text and as many files (MmsAttachment entries), created no earlier than
-    `search_start(message)`; ids in `exclude_ids` are skipped. Of several, the earliest: later
-    ones are the user's own repeats of the same text.
-    """
-    wanted = _Fingerprint.of_message(message)
-    since = search_start(message)
-    matches = [
-        record
-        for record in records
-        if record.id not in exclude_ids
-        and (record.created_at is None or record.created_at >= since)
-        and wanted.matches(record)
-    ]
-    if not matches:
-        return None
-    return min(matches, key=lambda r: (r.created_at is None, r.created_at or since, r.id))
-
-
-@dataclass(frozen=True)
-class _Fingerprint:
-    """What identifies a message in the store when its id is not known."""
-
-    from_number: str
-    recipients: frozenset[str]
-    text: str
-    attachment_count: int
-
-    @classmethod
-    def of_message(cls, message) -> _Fingerprint:
-        return cls(
-            from_number=message.from_number,
-            recipients=frozenset(message.recipients.values_list("phone_number", flat=True)),
-            text=_normal_text(message.text),
-            attachment_count=message.attachments.count(),
-        )
-
-    def matches(self, record: SentMessage) -> bool:
-        return (
-            record.from_number == self.from_number
-            and frozenset(record.recipient_statuses) == self.recipients
-            and _normal_text(record.text) == self.text
-            and record.attachment_count == self.attachment_count
-        )
-
-
-def _normal_text(text: str) -> str:
-    # Line endings and surrounding blanks are the only differences a store could introduce.
-    return (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()
-
-
-def _iso(moment: datetime) -> str:
-    """RingCentral's date-time format: UTC with milliseconds and a Z."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from messaging import limits
+from . import limits
 
 RECONNECT = "Reconnect RingCentral"
 

@@ -67,12 +67,6 @@ def url(path: str) -> str:
     return f"{server_url()}{path}"
 
 
-def is_own_server(address: str) -> bool:
-    """True when `address` points at the configured server (so it may receive our token)."""
-    ours, theirs = urlsplit(server_url()), urlsplit(address)
-    return (ours.scheme, ours.netloc) == (theirs.scheme, theirs.netloc)
-
-
 def _is_loopback(host: str | None) -> bool:
     if host in ("localhost",):
         return True
@@ -157,6 +151,27 @@ def new_oauth_session(**kwargs) -> OAuthSession:
     return OAuthSession(**kwargs)
 
 
+def pooled_session() -> Session:
+    """This thread's REST session, kept alive between requests."""
+    return _kept_for_this_thread(_pooled, new_session)
+
+
+_pooled = threading.local()
+
+
+def _kept_for_this_thread(local: threading.local, make):
+    """What `local` keeps for this thread and process, made anew after a fork (sockets are
+    never shared with a parent or a sibling) or when the server URL changed."""
+    key = (os.getpid(), server_url())
+    kept = getattr(local, "kept", None)
+    if kept is None or local.key != key:
+        if kept is not None:
+            kept.close()
+        kept = local.kept = make()
+        local.key = key
+    return kept
+
+
 # Posting a message ---------------------------------------------------------------------------
 #
 # Every message is one POST, and an MMS body is up to 1.5 MB. Through `requests` that POST costs
@@ -199,13 +214,7 @@ def post_message(
     connection.
     """
     connect_timeout, read_timeout = timeout or tuple(settings.RINGCENTRAL_TIMEOUT)
-    key = (os.getpid(), server_url())
-    kept = getattr(_kept, "connection", None)
-    if kept is None or _kept.key != key:
-        if kept is not None:
-            kept.close()
-        kept = _kept.connection = _KeptAlive(server_url())
-        _kept.key = key
+    kept = _kept_for_this_thread(_kept, lambda: _KeptAlive(server_url()))
     answer = kept.post(path, headers, body, connect_timeout, read_timeout)
     log.debug("RingCentral POST %s -> %s", path, answer.status_code)
     return answer

@@ -1,7 +1,7 @@
 """Reading sent messages back from RingCentral's message store, many per request.
 
-    read = read_messages(client, ["3154000000001", "3154000000002", ...])   # <= MAX_IDS_PER_READ
-    read.found["3154000000001"] -> MessageRecord(status, recipients, error_code, ...)
+    read = client.read_messages(["3154000000001", "3154000000002", ...])   # <= MAX_IDS_PER_READ
+    read.found["3154000000001"] -> records.MessageRecord(status, recipients, error_code, ...)
     read.missing -> ids RingCentral does not know (deleted, or another user's)
 
 One id is `GET …/message-store/{id}` (200, JSON); several are one comma-separated bulk read
@@ -10,8 +10,8 @@ lists each id's status (`{"response": [{"href", "status"}, …]}`), then one JSO
 order asked, an error body for an id that failed. RingCentral's JSON flavour of the same answer
 (`application/vnd.ringcentral.multipart+json`) is read too. Both are Light-group requests.
 
-`build_read` makes the request without sending it; `parse_read` reads any answer; `read_messages`
-does both through the client (token refresh, typed errors).
+`build_read` makes the request without sending it; `parse_read` reads any answer;
+`RingCentralClient.read_messages` does both (token refresh, typed errors).
 """
 
 from __future__ import annotations
@@ -19,45 +19,18 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from requests_toolbelt.multipart.decoder import MultipartDecoder, NonMultipartContentTypeException
 
-from . import errors
-from .client import EXTENSION_PATH
+from . import errors, paths
+from .records import MessageRecord, parse_message
 
-STORE_PATH = f"{EXTENSION_PATH}/message-store"
 # RingCentral's cap on ids in one bulk request (its spec gives 50 for message bulk syntax).
 MAX_IDS_PER_READ = 50
 BULK_JSON = "application/vnd.ringcentral.multipart+json"
-FINAL_STATUSES = frozenset({"Delivered", "DeliveryFailed", "SendingFailed"})
 
 _ID = re.compile(r"^[0-9]{1,32}$")
-
-
-@dataclass(frozen=True)
-class RecipientState:
-    """One entry of a record's `to[]`: the number as RingCentral wrote it and its status."""
-
-    phone_number: str
-    status: str
-
-
-@dataclass(frozen=True)
-class MessageRecord:
-    """What the message store says about one outbound message now."""
-
-    id: str
-    status: str
-    recipients: tuple[RecipientState, ...] = ()
-    error_code: str = ""
-    last_modified: datetime | None = None
-    delivered_at: datetime | None = None
-
-    @property
-    def is_final(self) -> bool:
-        return bool(self.recipients) and all(r.status in FINAL_STATUSES for r in self.recipients)
 
 
 @dataclass
@@ -90,24 +63,11 @@ def build_read(ids) -> ReadRequest:
         raise ValueError(f"not RingCentral message ids: {bad[:3]}")
     return ReadRequest(
         "GET",
-        f"{STORE_PATH}/{','.join(ids)}",
+        f"{paths.MESSAGE_STORE}/{','.join(ids)}",
         ids,
         # The bulk answer is multipart/mixed by default; a single id answers plain JSON.
         {"Accept": f"application/json, multipart/mixed, {BULK_JSON}"},
     )
-
-
-def read_messages(client, ids) -> ReadResult:
-    """Read `ids` with one request. Raises `errors.RingCentralError` when the whole request fails
-    (a single unknown id is a 404 for the request; it is reported in `missing` instead)."""
-    request = build_read(ids)
-    try:
-        response = client._request(request.method, request.path, headers=dict(request.headers))
-    except errors.NotFound:
-        if len(request.ids) == 1:
-            return ReadResult(missing={request.ids[0]})
-        raise
-    return parse_read(response.status_code, response.headers, response.content, request.ids)
 
 
 def parse_read(status: int, headers, body: bytes, ids) -> ReadResult:
@@ -119,7 +79,7 @@ def parse_read(status: int, headers, body: bytes, ids) -> ReadResult:
     result = ReadResult(headers={str(k): str(v) for k, v in dict(headers).items()})
     content_type = _header(headers, "Content-Type")
     if status == 200:
-        record = parse_record(_json(body))
+        record = parse_message(_json(body))
         _place(result, ids, record.id, 200, record)
         return result
     if status != 207:
@@ -146,39 +106,6 @@ def parse_read(status: int, headers, body: bytes, ids) -> ReadResult:
         href_id = str(entry.get("href") or "").rstrip("/").rsplit("/", 1)[-1] or None
         _place_part(result, ids, position, href_id, entry.get("status"), {"body": body_part})
     return result
-
-
-def parse_record(data: Any) -> MessageRecord:
-    """One message-store record (`GetMessageInfoResponse`)."""
-    if not isinstance(data, dict) or "id" not in data:
-        raise errors.UnexpectedResponse("message record without id")
-    recipients = []
-    for entry in data.get("to") or ():
-        if not isinstance(entry, dict):
-            continue
-        number = str(entry.get("phoneNumber") or "")
-        if number:
-            recipients.append(
-                RecipientState(number, str(entry.get("messageStatus") or data.get("messageStatus")))
-            )
-    return MessageRecord(
-        id=str(data["id"]),
-        status=str(data.get("messageStatus") or ""),
-        recipients=tuple(recipients),
-        error_code=str(data.get("deliveryErrorCode") or ""),
-        last_modified=parse_time(data.get("lastModifiedTime")),
-        delivered_at=parse_time(data.get("smsDeliveryTime")),
-    )
-
-
-def parse_time(value: Any) -> datetime | None:
-    """RingCentral's ISO 8601 times (`2026-01-01T10:00:00.000Z`); None when absent or bad."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 # --- plumbing -----------------------------------------------------------------------------------
@@ -230,7 +157,7 @@ def _place_part(result: ReadResult, ids, position: int, resource_id, status, ite
     if status is None:
         status = 200 if isinstance(body, dict) and "id" in body else 0
     if status == 200:
-        record = parse_record(body)
+        record = parse_message(body)
         _place(result, ids, record.id, 200, record)
         return
     if resource_id is None or str(resource_id) not in ids:

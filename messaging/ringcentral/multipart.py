@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import IO, Protocol
 from urllib.parse import quote
 
-from messaging import limits
+from . import limits
 
 # One buffer of this size per body being sent: the only memory streaming takes, whatever the
 # size of the files. Large enough that a maximum MMS goes out in a dozen writes.

@@ -1,9 +1,11 @@
-"""RingCentral webhook subscriptions: create, read, renew, delete.
+"""RingCentral webhook subscriptions: the request bodies and answers of
+`RingCentralClient.create_subscription`, `get_subscription`, `renew_subscription` and
+`delete_subscription`.
 
-    info = create(client, address="https://portal.example/ringcentral/webhook/", token=...)
-    info = renew(client, info.id)      # Light group
-    info = get(client, info.id)        # Light group; status "Active" or "Blacklisted"
-    delete(client, info.id)            # Medium group
+    info = client.create_subscription(address="https://portal.example/…/webhook/", token=…)
+    info = client.renew_subscription(info.id)      # Light group
+    info = client.get_subscription(info.id)        # Light group; status "Active" or "Blacklisted"
+    client.delete_subscription(info.id)            # Medium group
 
 Creation makes RingCentral call `address` first with a `Validation-Token` header that the
 endpoint must echo within 3 s (else HTTP 400 SUB-525); `token` comes back on every delivery in
@@ -22,12 +24,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from . import errors
-from .client import API
-from .message_store import parse_time
+from . import errors, paths
+from .records import parse_time
 
-SUBSCRIPTION_PATH = f"{API}/subscription"
-OUTBOUND_SMS_FILTER = f"{API}/account/~/extension/~/message-store?type=SMS&direction=Outbound"
+OUTBOUND_SMS_FILTER = f"{paths.MESSAGE_STORE}?type=SMS&direction=Outbound"
 # RingCentral's ceiling for a WebHook subscription's lifetime (10 years).
 MAX_EXPIRES_IN = 315_360_000
 ACTIVE = "Active"
@@ -65,36 +65,14 @@ def build_create(address: str, token: str, expires_in: int) -> dict[str, Any]:
     }
 
 
-def create(client, *, address: str, token: str, expires_in: int) -> SubscriptionInfo:
-    body = build_create(address, token, expires_in)
-    return _info(client._json("POST", SUBSCRIPTION_PATH, json=body))
-
-
-def get(client, subscription_id: str) -> SubscriptionInfo:
-    return _info(client._json("GET", f"{SUBSCRIPTION_PATH}/{_checked(subscription_id)}"))
-
-
-def renew(client, subscription_id: str) -> SubscriptionInfo:
-    path = f"{SUBSCRIPTION_PATH}/{_checked(subscription_id)}/renew"
-    return _info(client._json("POST", path))
-
-
-def delete(client, subscription_id: str) -> None:
-    """Delete it at RingCentral; one that is already gone counts as deleted."""
-    try:
-        client._request("DELETE", f"{SUBSCRIPTION_PATH}/{_checked(subscription_id)}")
-    except errors.NotFound:
-        return
-
-
-def _checked(subscription_id: str) -> str:
+def checked_id(subscription_id: str) -> str:
     value = str(subscription_id)
     if not value or "/" in value or "?" in value or len(value) > 64:
         raise ValueError("not a RingCentral subscription id")
     return value
 
 
-def _info(data: dict[str, Any]) -> SubscriptionInfo:
+def parse_subscription(data: dict[str, Any]) -> SubscriptionInfo:
     received_at = timezone.now()
     try:
         subscription_id = str(data["id"])

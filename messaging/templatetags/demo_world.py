@@ -11,8 +11,10 @@ import functools
 from django import template
 from django.conf import settings
 
-from messaging import compose, delivery_errors
+from messaging.core.phones import format_number
 from messaging.models import MessageStatus
+from messaging.outbox import delivery_errors
+from messaging.ringcentral.emulator import Emulator, demo
 
 register = template.Library()
 
@@ -47,8 +49,6 @@ def _later(outcome: str) -> str:
 
 @functools.cache
 def _world() -> dict:
-    from messaging.ringcentral.emulator import Emulator, demo
-
     emu = Emulator()
     seeded = demo.seed_demo(emu)
     main = seeded.office.number(demo.DEMO_NUMBER_SMS_MMS)
@@ -68,7 +68,7 @@ def _world() -> dict:
             (
                 list(_FINAL_STATUS).index(behaviour.outcome),
                 {
-                    "number": compose.format_number(number),
+                    "number": format_number(number),
                     "status": _FINAL_STATUS[behaviour.outcome].label,
                     "reason": reason,
                     "code": behaviour.error_code or "",
@@ -84,7 +84,7 @@ def _world() -> dict:
             "extension": seeded.office.extension_number,
             "email": seeded.office.email,
         },
-        "main_number": compose.format_number(main.phone_number),
+        "main_number": format_number(main.phone_number),
         "main_label": main.label,
         "recipients": recipients,
     }

@@ -1,7 +1,7 @@
 from django import template
 
-from messaging import limits
-from messaging.compose import format_number
+from messaging.core.phones import format_number
+from messaging.ringcentral import limits
 
 register = template.Library()
 

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from messaging.models import RingCentralConnection
-from messaging.ringcentral.client import SEND_PATH
+from messaging.ringcentral.paths import SEND as SEND_PATH
 
 _process: dict = {}
 

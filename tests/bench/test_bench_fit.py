@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from messaging import limits
+from messaging.ringcentral import limits
 from tests import media_samples as samples
 from tests.bench.report import machine, replace_section
 from tests.factories import make_connection, make_number
@@ -51,7 +51,8 @@ def reset_peak():
     except OSError:
         return False
 
-from messaging import limits, media
+from messaging.compose import media
+from messaging.ringcentral import limits
 paths = sys.argv[1:]
 data = [Path(p).read_bytes() for p in paths]
 result = {"input_bytes": sum(len(d) for d in data)}

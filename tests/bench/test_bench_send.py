@@ -55,11 +55,15 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from messaging import outbox
+from messaging.links import connections, tokens
+from messaging.links.tokens import client_for
 from messaging.models import Attachment, MessageStatus, OutboundMessage
-from messaging.ringcentral import connections, oauth
+from messaging.outbox import states as outbox
 from messaging.ringcentral import http as rc_http
-from messaging.ringcentral.client import SEND_PATH, RingCentralClient, build_send_request
+from messaging.ringcentral import oauth
+from messaging.ringcentral.client import build_send_request
+from messaging.ringcentral.paths import SEND as SEND_PATH
+from messaging.sending.attempt import wire_message
 from tests.bench.report import machine, replace_section
 from tests.factories import make_message
 from tests.test_send_workers import declare
@@ -283,7 +287,7 @@ def breakdown(message_id: int, loaded, body: bytes, headers: dict) -> dict[str, 
     """Where a send's CPU goes, each step measured alone (ms per send)."""
 
     def stream():
-        request = build_send_request(loaded)
+        request = build_send_request(*wire_message(loaded))
         for _ in request.body.chunks():
             pass
         request.body.close()
@@ -293,10 +297,10 @@ def breakdown(message_id: int, loaded, body: bytes, headers: dict) -> dict[str, 
             lambda: outbox.message_for_sending(message_id)
         ),
         "token from the loaded connection (decryption)": (
-            lambda: oauth.loaded_access_token(loaded.connection)
+            lambda: tokens.loaded_access_token(loaded.connection)
         ),
         "body built: files opened, sizes and limits checked, part headers": (
-            lambda: build_send_request(loaded).body.close()
+            lambda: build_send_request(*wire_message(loaded)).body.close()
         ),
         "the above, then every file read from storage": stream,
         "POST of the pre-built body on the kept-alive connection, answer read": (
@@ -321,12 +325,12 @@ def test_a_cpu_and_memory_per_mms(settings, media, team, alice, tmp_path, monkey
         rows = []
         for total in TOTALS:
             message = outbox.message_for_sending(mms(linked, alice, total, seed=total).pk)
-            client = RingCentralClient(message.connection)
+            client = client_for(message.connection)
 
             def send(message=message, client=client):
-                client.send(message)
+                client.send(*wire_message(message))
 
-            prebuilt = build_send_request(message)
+            prebuilt = build_send_request(*wire_message(message))
             body = prebuilt.body.read()
             prebuilt.body.close()
             headers = {**prebuilt.headers, "Authorization": f"Bearer {linked.access_token}"}
@@ -365,7 +369,7 @@ def test_a_cpu_and_memory_per_mms(settings, media, team, alice, tmp_path, monkey
                 }
             )
         # Every send was a real, complete MMS: check the last one's bytes.
-        client.send(message)
+        client.send(*wire_message(message))
         (last,) = emu.sends()
         assert last["status"] == 200 and len(last["parts"]) == FILES + 1
         stored = {a.sha256 for a in message.attachments.all()}

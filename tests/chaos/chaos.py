@@ -300,9 +300,10 @@ class Run:
         """One team of three members, each linked to their own RingCentral user and number."""
         from django.contrib.auth import get_user_model
 
-        from messaging import teams
+        from messaging.links import connections
         from messaging.models import Membership, Role
-        from messaging.ringcentral import connections, oauth
+        from messaging.ringcentral import oauth
+        from messaging.teams import actions as teams
 
         people = [
             ("Olivia Owner", "olivia@frontdesk.example", Role.OWNER),
@@ -380,19 +381,19 @@ class Run:
         from django.db import Error as DatabaseError
         from django.db import connection
 
-        from messaging import compose
+        from messaging.compose.submission import Mode, send
         from messaging.models import OutboundMessage
 
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                created = compose.send(
+                created = send(
                     spec.member,
                     sender=spec.sender,
                     to="\n".join(spec.to),
                     text=spec.text,
                     paths=spec.paths,
-                    mode=compose.Mode.GROUP if spec.kind == "group" else compose.Mode.SEPARATE,
+                    mode=Mode.GROUP if spec.kind == "group" else Mode.SEPARATE,
                 )
                 return [m.pk for m in created]
             except DatabaseError:
@@ -418,8 +419,8 @@ class Run:
         from django.db import Error as DatabaseError
         from django.db import connection
 
-        from messaging import outbox
         from messaging.models import OutboundMessage
+        from messaging.outbox import states as outbox
 
         for pk in pks:
             try:

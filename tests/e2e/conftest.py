@@ -218,7 +218,8 @@ class Backend:
     def _tick(self):
         from django.db import connection
 
-        from messaging import tasks
+        from messaging.sending import tasks
+        from messaging.tracking.tasks import poll_statuses
 
         try:
             while not self._stop.wait(TICK_SECONDS):
@@ -226,7 +227,7 @@ class Backend:
                     # The dispatcher publishes send tasks, so it runs here where the test's
                     # queue is the default; the poll itself runs in the worker.
                     tasks.dispatch_due()
-                    tasks.poll_statuses.delay()
+                    poll_statuses.delay()
                 except Exception as error:  # noqa: BLE001 - the next tick tries again
                     print(f"e2e beat: {error!r}")
         finally:
@@ -311,7 +312,7 @@ def send_text():
     message's row (the page lands on the message's own page)."""
     from playwright.sync_api import expect
 
-    from messaging import compose
+    from messaging.core.phones import format_number
     from messaging.models import OutboundMessage
     from messaging.ringcentral.emulator import demo
 
@@ -319,7 +320,7 @@ def send_text():
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Compose").click()
         expect(page.locator("#compose-form.js-enhanced")).to_be_visible()
         select = page.get_by_label("From", exact=True)
-        option = select.locator("option", has_text=compose.format_number(sender))
+        option = select.locator("option", has_text=format_number(sender))
         select.select_option(option.get_attribute("value"))
         if files:
             # Files first: typing makes the page re-check the fields and re-flow below them,

@@ -22,8 +22,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from messaging import outbox
 from messaging.models import OutboundMessage
+from messaging.outbox import states as outbox
 from messaging.ringcentral import errors
 from tests.factories import make_connection, make_message, make_number
 from tests.test_compose import sent  # noqa: F401 - fixture: records the enqueue, sends nothing

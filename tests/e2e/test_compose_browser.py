@@ -7,9 +7,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from messaging import limits
+from messaging.compose.views import megabytes
 from messaging.models import Attachment, DraftAttachment, OutboundMessage
-from messaging.views.compose import megabytes
+from messaging.ringcentral import limits
 from tests import media_samples as samples
 from tests.factories import make_connection, make_number
 from tests.test_compose import sent  # noqa: F401 - fixture

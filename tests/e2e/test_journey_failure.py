@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from messaging import delivery_errors
-from messaging.compose import format_number
+from messaging.core.phones import format_number
 from messaging.models import AttemptOutcome, MessageStatus
+from messaging.outbox import delivery_errors
 from messaging.ringcentral import errors
 from messaging.ringcentral.emulator import Fault
 from messaging.ringcentral.emulator.demo import (

@@ -14,9 +14,9 @@ import pytest
 from django.core import mail
 from playwright.sync_api import expect
 
-from messaging import limits
-from messaging.compose import format_number
+from messaging.core.phones import format_number
 from messaging.models import MessageStatus
+from messaging.ringcentral import limits
 from messaging.ringcentral.emulator.demo import DEMO_RECIPIENT_DELIVERED
 from tests import media_samples as samples
 from tests.conftest import PASSWORD

@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from messaging import outbox
+from messaging.outbox import states as outbox
 from tests.factories import make_connection, make_message, make_number
 
 pytestmark = pytest.mark.e2e

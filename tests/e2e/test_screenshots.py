@@ -16,8 +16,9 @@ import pytest
 from django.conf import settings as django_settings
 from playwright.sync_api import expect
 
-from messaging import compose, outbox
+from messaging.core.phones import format_number
 from messaging.models import OutboundMessage
+from messaging.outbox import states as outbox
 from messaging.ringcentral.emulator.demo import (
     DEMO_NUMBER_SMS_MMS,
     DEMO_RECIPIENT_DELIVERED,
@@ -86,9 +87,7 @@ def test_screenshots_for_the_readme(
     expect(page.locator("#compose-form.js-enhanced")).to_be_visible()
     sender = page.get_by_label("From", exact=True)
     sender.select_option(
-        sender.locator("option", has_text=compose.format_number(DEMO_NUMBER_SMS_MMS)).get_attribute(
-            "value"
-        )
+        sender.locator("option", has_text=format_number(DEMO_NUMBER_SMS_MMS)).get_attribute("value")
     )
     page.get_by_label("Attach files", exact=True).set_input_files(
         [

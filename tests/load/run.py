@@ -228,8 +228,7 @@ class LoadRun:
         from django.core.files.storage import default_storage
         from django.utils import timezone
 
-        from messaging import teams
-        from messaging.middleware import SESSION_KEY as TEAM_KEY
+        from messaging.links import connections
         from messaging.models import (
             ACCEPTED_STATUSES,
             Attachment,
@@ -240,7 +239,9 @@ class LoadRun:
             Role,
             SendAttempt,
         )
-        from messaging.ringcentral import connections, oauth
+        from messaging.ringcentral import oauth
+        from messaging.teams import actions as teams
+        from messaging.teams.actions import SESSION_KEY as TEAM_KEY
         from tests import media_samples
 
         rng = self.rng

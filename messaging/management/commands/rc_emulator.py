@@ -11,6 +11,8 @@ import errno
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from messaging.ringcentral.emulator import EmulatorConfig, demo, serve_forever
+
 
 class Command(BaseCommand):
     help = "Run the built-in RingCentral emulator with the demo seed."
@@ -28,8 +30,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        from messaging.ringcentral.emulator import EmulatorConfig, demo, serve_forever
-
         host, port = options["host"], options["port"]
         if settings.DEMO_MODE:
             client_id = settings.RINGCENTRAL_CLIENT_ID

@@ -11,7 +11,7 @@ is neither lost nor overwritten with the old pair.
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from messaging import crypto
+from messaging.core import crypto
 from messaging.models import RingCentralConnection, WebhookSubscription
 
 

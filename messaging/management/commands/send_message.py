@@ -2,7 +2,7 @@
 --text "…" [--attach PATH …] [--group] [--wait [--timeout SECONDS]]`
 
 Sends as that user, for scripts and operators, through exactly what the compose page uses
-(messaging/compose.py): the role check (sender or above), the numbers the user may send from,
+(messaging/compose/): the role check (sender or above), the numbers the user may send from,
 recipient parsing, text and file checks, and the outbox. Several `--to` numbers get a message
 each unless `--group` makes them one group message.
 
@@ -19,7 +19,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from messaging import compose
+from messaging.compose.senders import sender_numbers, sender_refusal
+from messaging.compose.submission import ComposeInvalid, Mode, send
+from messaging.core.phones import format_number
 from messaging.models import Membership, MessageStatus, OutboundMessage, Role
 
 # How the command's options are named in messages about compose's fields.
@@ -92,13 +94,13 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         membership = self._membership(options["user"], options["team"])
         try:
-            created = compose.send(
+            created = send(
                 membership,
                 sender=options["sender"],
                 to="\n".join(options["to"]),
                 text=options["text"],
                 paths=options["paths"],
-                mode=compose.Mode.GROUP if options["group"] else compose.Mode.SEPARATE,
+                mode=Mode.GROUP if options["group"] else Mode.SEPARATE,
             )
         except PermissionDenied:
             raise CommandError(
@@ -106,13 +108,12 @@ class Command(BaseCommand):
                 f"“{membership.team.slug}”; sending needs the {Role.SENDER.label.lower()} role "
                 "or higher."
             ) from None
-        except compose.ComposeInvalid as invalid:
+        except ComposeInvalid as invalid:
             raise CommandError(self._explain(invalid, membership)) from None
 
         for message in created:
             recipients = ", ".join(
-                compose.format_number(n)
-                for n in message.recipients.values_list("phone_number", flat=True)
+                format_number(n) for n in message.recipients.values_list("phone_number", flat=True)
             )
             self.stdout.write(f"Queued message {message.pk} to {recipients}.")
         if options["wait"]:
@@ -148,16 +149,16 @@ class Command(BaseCommand):
         return ", ".join(m.team.slug for m in memberships.order_by("team__slug"))
 
     @staticmethod
-    def _explain(invalid: compose.ComposeInvalid, membership: Membership) -> str:
+    def _explain(invalid: ComposeInvalid, membership: Membership) -> str:
         lines = ["The message was not queued:"]
         for field, messages in invalid.errors.items():
             for text in messages:
                 lines.append(f"  {OPTION_OF_FIELD.get(field, field)}: {text}")
         if "sender" in invalid.errors:
             usable = [
-                compose.format_number(n.phone_number)
-                for n in compose.sender_numbers(membership.user, membership.team)
-                if compose.sender_refusal(n, with_files=False) is None
+                format_number(n.phone_number)
+                for n in sender_numbers(membership.user, membership.team)
+                if sender_refusal(n, with_files=False) is None
             ]
             lines.append(
                 f"  Numbers {membership.user.email} may send from in “{membership.team.slug}”: "

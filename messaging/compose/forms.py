@@ -1,0 +1,143 @@
+from django import forms
+
+from messaging.compose import media
+from messaging.compose.drafts import load_drafts
+from messaging.compose.senders import sender_note, sender_refusal
+from messaging.compose.submission import ComposeInvalid, Mode, prepare
+from messaging.compose.uploads import ingest_upload
+from messaging.core.phones import format_number
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files from one input; empty files pass through (messaging/compose/media/ explains
+    them)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        kwargs.setdefault("allow_empty_file", True)
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        items = data if isinstance(data, (list, tuple)) else [data]
+        return [super(MultipleFileField, self).clean(item, initial) for item in items if item]
+
+
+class SenderSelect(forms.Select):
+    """A select whose options carry what the browser needs to mirror the server's checks:
+    whether the number can send files, and why not."""
+
+    def __init__(self, *args, details=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.details = details or {}
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        option["attrs"].update(self.details.get(str(value), {}))
+        return option
+
+
+class ComposeForm(forms.Form):
+    """The compose page. Checking is done by messaging/compose/submission.py (`prepare`), the
+    same code the command line uses; this form only gathers the fields and shows the messages.
+
+    After `is_valid()`, `outgoing` is the checked submission. Whatever the outcome, `ingested`
+    lists the newly attached files that passed their own checks (so that the page can keep them
+    as drafts), and `drafts` the earlier uploads that are still there.
+    """
+
+    # Plain fields: whether a value is acceptable is decided by prepare, which reports
+    # every problem at once and in the same words the command line uses.
+    sender = forms.CharField(label="From", required=False, widget=SenderSelect)
+    to = forms.CharField(
+        label="To",
+        required=False,
+        help_text="Phone numbers, separated by commas or new lines.",
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false"}),
+    )
+    mode = forms.CharField(
+        label="How to send",
+        required=False,
+        initial=Mode.SEPARATE,
+        widget=forms.RadioSelect(choices=Mode.CHOICES),
+    )
+    text = forms.CharField(
+        label="Message",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 6}),
+    )
+    attachments = MultipleFileField(label="Attach files", required=False)
+    fit_images = forms.BooleanField(
+        label="Reduce photos to fit",
+        required=False,
+        initial=True,
+        help_text=(
+            "When the files are over the size limit, photos are scaled down just enough, each "
+            "keeping a fair share. Other files are never changed."
+        ),
+    )
+
+    def __init__(self, *args, membership, numbers, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.membership = membership
+        self.outgoing = None
+        self.ingested = []
+        self.drafts = []
+        details, choices = {}, []
+        for number in numbers:
+            note = sender_note(number)
+            label = format_number(number.phone_number)
+            if number.label:
+                label += f" · {number.label}"
+            if note:
+                label += f" ({note})"
+            choices.append((str(number.pk), label))
+            details[str(number.pk)] = {
+                "data-mms": "1" if number.can_mms else "0",
+                "data-mms-refusal": sender_refusal(number, with_files=True) or "",
+            }
+            if number.is_fax or not number.can_sms:
+                details[str(number.pk)]["disabled"] = True
+        self.fields["sender"].widget = SenderSelect(
+            choices=([("", "Choose a number…")] if len(choices) != 1 else []) + choices,
+            details=details,
+        )
+        self.fields["attachments"].widget.attrs.update({"accept": media.ACCEPT})
+        # prepare names characters that cannot be sent in its own words.
+        self.fields["text"].validators = []
+
+    def upload_keys(self):
+        return self.data.getlist("uploads") if hasattr(self.data, "getlist") else []
+
+    def clean(self):
+        cleaned = super().clean()
+        file_errors = []
+        for uploaded in cleaned.get("attachments") or []:
+            try:
+                self.ingested.append(ingest_upload(uploaded))
+            except media.MediaError as error:
+                file_errors.append(error.message)
+        user, team = self.membership.user, self.membership.team
+        self.drafts, gone = load_drafts(user, team, self.upload_keys())
+        file_errors = gone + file_errors
+        try:
+            self.outgoing = prepare(
+                self.membership,
+                sender=cleaned.get("sender"),
+                to=cleaned.get("to"),
+                text=cleaned.get("text"),
+                files=self.ingested,
+                drafts=self.drafts,
+                mode=cleaned.get("mode") or Mode.SEPARATE,
+                fit_images=bool(cleaned.get("fit_images")),
+                file_errors=file_errors,
+            )
+        except ComposeInvalid as invalid:
+            for name, messages in invalid.errors.items():
+                for message in messages:
+                    self.add_error(name, message)
+        return cleaned

@@ -1,0 +1,130 @@
+"""Opening and decoding images under guard, for checking and for fitting alike.
+
+Every image is decoded here under the pixel and frame caps, and whatever a decoder raises on
+hostile bytes becomes a ``MediaError``. Pillow's process-wide settings are made here, in the
+module that decodes.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import pillow_heif
+from PIL import Image, ImageFile
+
+from messaging.compose.media.files import MAX_FRAMES, MAX_IMAGE_PIXELS, MediaError, _damaged
+
+pillow_heif.register_heif_opener()
+
+# Pillow's own decompression-bomb guard, process-wide: it warns above MAX_IMAGE_PIXELS and
+# refuses above twice that. The warning is turned into an error wherever this module decodes.
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+# A damaged image is an error for the user, never half an image sent on.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def _too_large(width: int, height: int) -> MediaError:
+    return MediaError(
+        f"{{name}} is {width:,} × {height:,} pixels ({width * height / 1e6:.0f} megapixels); "
+        f"the most this portal accepts is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. "
+        "Save a smaller copy of the picture and attach that."
+    )
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Open image bytes lazily (header only) and refuse images above ``MAX_IMAGE_PIXELS``."""
+    try:
+        with warnings.catch_warnings():
+            # Only the header is read here; the size check below gives the clearer message.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise MediaError(
+            "{name} declares an enormous picture size, which is refused to protect the server. "
+            "Save a smaller copy of the picture and attach that."
+        ) from None
+    except Exception:  # noqa: BLE001 - any failure to parse hostile bytes means "damaged"
+        raise _damaged("image") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise _damaged("image")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise _too_large(width, height)
+    return image
+
+
+def _load(image: Image.Image, kind: str) -> None:
+    """Decode every pixel (every frame of an animation), turning all failures into MediaError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            frames = getattr(image, "n_frames", 1)
+            if frames > MAX_FRAMES:
+                raise MediaError(
+                    f"{{name}} is an animation of {frames:,} frames; the most this portal "
+                    f"accepts is {MAX_FRAMES:,}. Shorten it or send it as a video."
+                )
+            for index in range(frames):
+                if frames > 1:
+                    image.seek(index)
+                image.load()
+            if frames > 1:
+                image.seek(0)
+    except MediaError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_large(*image.size) from None
+    except Exception:  # noqa: BLE001 - any failure to decode hostile bytes means "damaged"
+        raise _damaged(kind) from None
+
+
+def _is_animated(image: Image.Image) -> bool:
+    return bool(getattr(image, "is_animated", False)) and getattr(image, "n_frames", 1) > 1
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns about damaged EXIF blocks; they are metadata we drop anyway.
+            warnings.simplefilter("ignore")
+            value = image.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block is metadata we drop anyway
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    """Whether any pixel is less than opaque (a PNG with an unused alpha channel is opaque)."""
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode == "P" and "transparency" in image.info
+    ):
+        alpha = image.convert("RGBA").getchannel("A")
+        return alpha.getextrema()[0] < 255
+    return False
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """An RGB (or L) copy; transparent areas become white, as most phones would show them."""
+    if image.mode in ("RGB", "L"):
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return image.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    if image.mode in ("CMYK", "YCbCr"):
+        return image.convert("RGB")
+    rgba = image.convert("RGBA")
+    if rgba.getchannel("A").getextrema()[0] == 255:
+        return rgba.convert("RGB")
+    background = Image.new("RGB", rgba.size, (255, 255, 255))
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+
+
+def _for_png(image: Image.Image) -> Image.Image:
+    if image.mode in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
+        return image
+    if image.mode in ("I;16B", "I;16L", "I", "F"):
+        return image.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    if image.mode in ("CMYK", "YCbCr"):
+        return image.convert("RGB")
+    return image.convert("RGBA")

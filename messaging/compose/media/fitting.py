@@ -1,0 +1,228 @@
+"""``fit_to_budget``: still images scaled down and re-encoded until all files fit the budget."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+
+from PIL import Image
+
+from messaging.compose.media.decoding import _flatten, _for_png, _has_alpha, _load, open_image
+from messaging.compose.media.files import FitError, MediaFile, _label, _violation
+from messaging.compose.media.names import with_extension
+from messaging.ringcentral import limits
+
+# Fitting: JPEG quality tried first, the floor it may drop to, and the smallest useful image.
+FIT_QUALITY = 82
+FIT_MIN_QUALITY = 45
+FIT_MIN_LONG_EDGE = 200
+# Fitting stops once an image uses this share of its byte target, or after this many encodes.
+FIT_GOOD_ENOUGH = 0.95
+FIT_TRIES = 12
+# Pixels of the trial encode that estimates how large a picture comes out.
+PROBE_PIXELS = 250_000
+# A share smaller than this cannot hold a useful photo; fitting refuses instead of sending stamps.
+MIN_IMAGE_BYTES = 12_000
+
+
+def _water_fill(total: int, caps: Sequence[int], weights: Sequence[float]) -> list[int]:
+    """Share ``total`` in proportion to ``weights``; nobody gets more than their cap, and what
+    a capped share leaves goes to the others."""
+    allocation = [0] * len(caps)
+    active = set(range(len(caps)))
+    remaining = total
+    while active:
+        weight_sum = sum(weights[i] for i in active)
+        capped = [i for i in active if caps[i] <= remaining * weights[i] / weight_sum]
+        if not capped:
+            for i in active:
+                allocation[i] = int(remaining * weights[i] / weight_sum)
+            break
+        for i in capped:
+            allocation[i] = caps[i]
+            remaining -= caps[i]
+            active.discard(i)
+    return allocation
+
+
+def _dimensions(size: tuple[int, int], pixels: float) -> tuple[int, int]:
+    width, height = size
+    scale = min(1.0, math.sqrt(max(pixels, 1) / (width * height)))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _encode_fitted(image: Image.Image, dims: tuple[int, int], fmt: str, quality: int) -> bytes:
+    resized = (
+        image
+        if dims == image.size
+        else image.resize(dims, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    )
+    buffer = io.BytesIO()
+    if fmt == "JPEG":
+        resized.save(buffer, "JPEG", quality=quality, optimize=True, progressive=True)
+    else:
+        resized.save(buffer, "PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def shrink(file: MediaFile, target: int) -> MediaFile:
+    """``file`` scaled down and re-encoded to at most ``target`` bytes, as large as fits.
+
+    Opaque images become JPEG; images with transparency stay PNG. Raises FitError when even
+    the smallest useful version is too big.
+    """
+    image = open_image(file.data)
+    with image:
+        original_size = image.size
+        # Never decode more pixels than could fit: at our quality a photo needs at least about
+        # one byte per eight pixels, so larger decodes would be scaled away again.
+        most_pixels = min(original_size[0] * original_size[1], target * 8)
+        if image.format == "JPEG":
+            image.draft("RGB", _dimensions(original_size, most_pixels))
+        _load(image, file.label)
+        alpha = _has_alpha(image)
+        base = _for_png(image).convert("RGBA") if alpha else _flatten(image).convert("RGB")
+    fmt = "PNG" if alpha else "JPEG"
+    pixels = float(min(base.size[0] * base.size[1], most_pixels))
+    # A first encode at a modest size tells how many bytes a pixel of this picture costs, so
+    # that the search starts near the answer instead of encoding the whole picture.
+    probe_dims = _dimensions(base.size, min(pixels, PROBE_PIXELS))
+    probe = _encode_fitted(base, probe_dims, fmt, FIT_QUALITY)
+    pixels = min(pixels, target / (len(probe) / (probe_dims[0] * probe_dims[1])) * 0.95)
+    full = float(base.size[0] * base.size[1])
+    quality, best, tried = FIT_QUALITY, None, set()
+    # Pixel counts known to fit and known to be too big at this quality. Resampling changes how
+    # well a picture compresses, so the size is not smooth in the pixel count: estimates that
+    # leave this bracket are replaced by its middle, which keeps the search from oscillating.
+    fits_at, too_big_at = 0.0, full + 1
+    for _ in range(FIT_TRIES):
+        dims = _dimensions(base.size, pixels)
+        if (dims, quality) in tried:
+            break
+        tried.add((dims, quality))
+        out = _encode_fitted(base, dims, fmt, quality)
+        area = float(dims[0] * dims[1])
+        if len(out) <= target:
+            if best is None or len(out) > len(best[0]):
+                best = (out, dims)
+            fits_at = max(fits_at, area)
+            if len(out) >= FIT_GOOD_ENOUGH * target or area >= full:
+                break
+            guess = pixels * target / len(out) * 0.99
+        else:
+            too_big_at = min(too_big_at, area)
+            guess = pixels * target / len(out) * 0.95
+            if best is None and max(_dimensions(base.size, guess)) < FIT_MIN_LONG_EDGE:
+                if fmt == "JPEG" and quality > FIT_MIN_QUALITY:
+                    # As small as is useful already: trade quality instead of size.
+                    quality = max(FIT_MIN_QUALITY, quality - 15)
+                    fits_at, too_big_at = 0.0, full + 1
+                    continue
+                smallest = FIT_MIN_LONG_EDGE**2 * full / max(base.size) ** 2
+                if area <= smallest * 1.01:
+                    break
+                guess = smallest
+        if fits_at and not fits_at < guess < too_big_at:
+            guess = (fits_at + min(too_big_at, full)) / 2
+        if too_big_at - fits_at < 0.01 * too_big_at:
+            break
+        pixels = min(guess, full)
+    if best is None:
+        raise FitError(
+            f"“{file.name}” cannot be made small enough: the other files leave it only "
+            f"{limits.format_size(target)}. Remove some files and try again."
+        )
+    out, dims = best
+    mime = "image/png" if fmt == "PNG" else "image/jpeg"
+    notes = [n for n in file.notes if not n.startswith(("reduced from", "converted to"))] + [
+        f"reduced from {original_size[0]:,} × {original_size[1]:,} "
+        f"({limits.format_size(file.size)}) to {dims[0]:,} × {dims[1]:,} "
+        f"({limits.format_size(len(out))}) to fit"
+    ]
+    converted = mime != file.content_type
+    if converted:
+        notes.append(f"converted to {_label(mime)}")
+    return replace(
+        file,
+        name=with_extension(file.name, mime),
+        content_type=mime,
+        size=len(out),
+        sha256=hashlib.sha256(out).hexdigest(),
+        width=dims[0],
+        height=dims[1],
+        was_converted=file.was_converted or converted,
+        was_resized=True,
+        metadata_removed=True,
+        notes=notes,
+        stored_name=None,
+        loader=None,
+        _data=out,
+    )
+
+
+def fit_to_budget(files: Sequence[MediaFile], budget: int) -> list[MediaFile]:
+    """The files, in order, with still images reduced so that all add up to ``budget`` bytes.
+
+    Files already within the budget come back unchanged. Only ``fittable`` files change.
+    Raises FitError (with a message for the user) when the other files leave too little room.
+    """
+    files = list(files)
+    if sum(f.size for f in files) <= budget:
+        return files
+    images = [i for i, f in enumerate(files) if f.fittable]
+    fixed = sum(f.size for i, f in enumerate(files) if i not in images)
+    available = budget - fixed
+    if not images or available < MIN_IMAGE_BYTES * len(images):
+        raise FitError(fit_refusal(files, images, fixed, budget))
+    weights = [max(1, (files[i].width or 1) * (files[i].height or 1)) for i in images]
+    caps = [files[i].size for i in images]
+    targets = _water_fill(available, caps, weights)
+    results = {}
+    for index, target in zip(images, targets, strict=True):
+        results[index] = (
+            files[index] if files[index].size <= target else shrink(files[index], target)
+        )
+    # Second round: bytes the first round left unused go back to the images that were reduced.
+    spare = available - sum(r.size for r in results.values())
+    reduced = [i for i in images if results[i] is not files[i]]
+    if reduced and spare > 0.05 * available:
+        extra = _water_fill(
+            spare,
+            [files[i].size - results[i].size for i in reduced],
+            [weights[images.index(i)] for i in reduced],
+        )
+        for index, more in zip(reduced, extra, strict=True):
+            if more > 0.1 * results[index].size:
+                try:
+                    candidate = shrink(files[index], results[index].size + more)
+                except FitError:
+                    continue
+                if candidate.size > results[index].size:
+                    results[index] = candidate
+    fitted = [results.get(i, f) for i, f in enumerate(files)]
+    if sum(f.size for f in fitted) > budget:  # pragma: no cover - each result is within its share
+        raise FitError(fit_refusal(files, images, fixed, budget))
+    return fitted
+
+
+def fit_refusal(files: Sequence[MediaFile], images: list[int], fixed: int, budget: int) -> str:
+    others = [f for i, f in enumerate(files) if i not in images]
+    if not images:
+        return _violation(files, "attachments_too_large")
+    names = ", ".join(f"“{f.name}”" for f in others[:3]) + (" …" if len(others) > 3 else "")
+    if fixed > budget:
+        return (
+            f"The files that cannot be made smaller ({names}) add up to "
+            f"{limits.format_size(fixed)}, more than the {limits.format_size(budget)} RingCentral "
+            f"accepts per message. Remove or shrink them to save at least "
+            f"{limits.format_size(fixed - budget, round_up=True)}."
+        )
+    return (
+        f"The files that cannot be made smaller ({names}) add up to {limits.format_size(fixed)}, "
+        f"which leaves too little of the {limits.format_size(budget)} RingCentral accepts per "
+        f"message for {len(images)} photo{'s' if len(images) != 1 else ''}. "
+        "Remove some files and try again."
+    )

@@ -1,0 +1,392 @@
+"""Composing messages: the rules the compose page and ``manage.py send_message`` share.
+
+Plain functions, usable without a request. A submission goes through these steps:
+
+1. ``senders.sender_numbers(user, team)``: the numbers a user may send from — active numbers of
+   the team's usable connections that are theirs or shared with the team. ``find_sender`` picks
+   one by id or phone number; ``sender_refusal`` explains why a number cannot send this message
+   (fax, no SMS, toll-free or no MMS with files).
+2. ``recipients.parse_recipients(raw)``: numbers normalised to E.164, problems one by one.
+3. ``clean_text(text)`` / ``text_problems(text)``: line endings as the browser counts them,
+   limits from messaging/ringcentral/limits.py.
+4. Files: ``uploads.ingest_upload`` (a Django upload), ``uploads.ingest_path`` (a file on disk)
+   and ``drafts.load_drafts`` (files uploaded earlier from the compose page) all give
+   ``media.MediaFile``.
+5. ``prepare(membership, …)``: every check at once. Returns an ``Outgoing`` or raises
+   ``ComposeInvalid`` with messages by field (``sender``, ``to``, ``text``, ``attachments``,
+   ``mode``). With ``fit_images`` on, photos are reduced here to fit the size budget.
+6. ``submit(outgoing)``: stores new bytes, then creates the message(s), recipients and
+   attachments in one transaction, consumes the drafts and enqueues after commit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from messaging.compose import media
+from messaging.compose.drafts import (
+    DRAFT_LIFETIME,
+    delete_stored,
+    draft_media,
+    release_after_commit,
+    store_bytes,
+)
+from messaging.compose.recipients import (
+    MAX_SEPARATE_RECIPIENTS,
+    destination_problems,
+    parse_recipients,
+)
+from messaging.compose.senders import find_sender, sender_refusal
+from messaging.compose.uploads import ingest_path
+from messaging.core.phones import format_number
+from messaging.models import (
+    Attachment,
+    DraftAttachment,
+    OutboundMessage,
+    Recipient,
+    Role,
+    SenderNumber,
+)
+from messaging.outbox import states
+from messaging.ringcentral import limits
+
+FIELDS = ("sender", "to", "mode", "text", "attachments")
+
+
+class Mode:
+    """How several recipients are sent to."""
+
+    SEPARATE = "separate"
+    GROUP = "group"
+    CHOICES = (
+        (SEPARATE, "A separate message to each recipient"),
+        (GROUP, "One group message to everyone"),
+    )
+
+
+class ComposeInvalid(Exception):
+    """The submission breaks a rule; ``errors`` maps field names to messages for the user."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = {name: list(messages) for name, messages in errors.items() if messages}
+        super().__init__(" ".join(m for messages in self.errors.values() for m in messages))
+
+
+# --- Text ---------------------------------------------------------------------------------------
+
+
+def clean_text(text: str | None) -> str:
+    """The text as it will be sent: line endings as a browser's textarea counts them (LF)."""
+    return (text or "").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def text_problems(text: str) -> list[str]:
+    problems = [v.message for v in limits.check_text(text)]
+    if "\0" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        problems.append("The text contains characters that cannot be sent. Remove them.")
+    return problems
+
+
+def prefill_from(message, user) -> dict:
+    """What "send again" puts back on the compose page for ``message``: its sender, recipients,
+    text and mode as form initial values, and its files as fresh drafts of ``user``.
+
+    The drafts name the message's stored files instead of copying them: stored bytes never
+    change, and `release_files` deletes a file only once nothing names it any more.
+    """
+    recipients = [r.phone_number for r in message.recipients.all()]
+    now = timezone.now()
+    for attachment in message.attachments.all():
+        DraftAttachment.objects.create(
+            team=message.team,
+            user=user,
+            file=attachment.file.name,
+            thumbnail=attachment.thumbnail.name if attachment.thumbnail else "",
+            original_name=attachment.original_name,
+            content_type=attachment.content_type,
+            size=attachment.size,
+            sha256=attachment.sha256,
+            original_size=attachment.original_size or attachment.size,
+            original_content_type=attachment.original_content_type,
+            was_converted=attachment.was_converted,
+            metadata_removed=attachment.metadata_removed,
+            # Already fitted once; shrinking it again would only lose quality.
+            fittable=False,
+            width=attachment.width,
+            height=attachment.height,
+            notes=[],
+            created_at=now,
+            expires_at=now + DRAFT_LIFETIME,
+        )
+    return {
+        "sender": str(message.sender_number_id),
+        "to": "\n".join(format_number(n) for n in recipients),
+        "text": message.text,
+        "mode": Mode.GROUP if message.is_group else Mode.SEPARATE,
+    }
+
+
+# --- Prepare and submit ---------------------------------------------------------------------------
+
+
+@dataclass
+class Outgoing:
+    """A checked submission, ready for ``submit``."""
+
+    membership: object
+    sender: SenderNumber
+    recipients: list[str]
+    text: str
+    files: list[media.MediaFile]
+    group: bool
+    drafts: list[DraftAttachment] = field(default_factory=list)
+    duplicates: int = 0
+
+
+def budget_problems(files: Sequence[media.MediaFile], *, fit_images: bool) -> list[str]:
+    """Count and size of the files as the user will meet them, before any fitting is run.
+
+    With fitting on, only a budget the files that cannot shrink already use up is a problem
+    (the shrinking itself may still fail later, rarely, for one image that cannot get small
+    enough).
+    """
+    violations = limits.check_attachments(files)
+    problems = [v.message for v in violations if v.code != "attachments_too_large"]
+    if not any(v.code == "attachments_too_large" for v in violations):
+        return problems
+    fittable = [i for i, f in enumerate(files) if f.fittable]
+    if fit_images and fittable:
+        fixed = sum(f.size for i, f in enumerate(files) if i not in fittable)
+        if limits.MAX_ATTACHMENTS_BYTES - fixed < media.MIN_IMAGE_BYTES * len(fittable):
+            problems.append(media.fit_refusal(files, fittable, fixed, limits.MAX_ATTACHMENTS_BYTES))
+        return problems
+    message = next(v.message for v in violations if v.code == "attachments_too_large")
+    if fittable and not fit_images:
+        message += " Or turn on “Reduce photos to fit” and the photos are made smaller for you."
+    return problems + [message]
+
+
+def prepare(
+    membership,
+    *,
+    sender,
+    to,
+    text: str | None,
+    files: Sequence[media.MediaFile] = (),
+    drafts: Sequence[DraftAttachment] = (),
+    mode: str = Mode.SEPARATE,
+    fit_images: bool = True,
+    file_errors: Sequence[str] = (),
+    check_only: bool = False,
+) -> Outgoing:
+    """Check everything about a submission and return it ready to submit.
+
+    ``files`` are new files (already ingested); ``drafts`` are stored uploads, placed before
+    them. ``file_errors`` are problems found while ingesting (shown with the others).
+    ``check_only`` skips the expensive part (fitting photos), for live checks while typing.
+    Raises ``ComposeInvalid``; raises ``PermissionDenied`` if the member may not send.
+    """
+    if not membership.can(Role.SENDER):
+        raise PermissionDenied("Sending needs the sender role.")
+    user, team = membership.user, membership.team
+    errors: dict[str, list[str]] = {name: [] for name in FIELDS}
+    all_files = [draft_media(d) for d in drafts] + list(files)
+    with_files = bool(all_files)
+
+    number = find_sender(user, team, sender)
+    if number is None:
+        errors["sender"].append(
+            "Choose one of your numbers to send from."
+            if str(sender or "").strip()
+            else "Choose the number to send from."
+        )
+    else:
+        refusal = sender_refusal(number, with_files=with_files)
+        if refusal:
+            errors["sender"].append(refusal)
+
+    if mode not in (Mode.SEPARATE, Mode.GROUP):
+        errors["mode"].append("Choose how to send: separately or as one group message.")
+    group = mode == Mode.GROUP
+    recipients = parse_recipients(to or "")
+    errors["to"] += recipients.problems
+    if not recipients.problems:
+        errors["to"] += [v.message for v in limits.check_recipients(len(recipients.numbers), group)]
+    if not group and len(recipients.numbers) > MAX_SEPARATE_RECIPIENTS:
+        errors["to"].append(
+            f"{len(recipients.numbers):,} recipients; one submission sends to at most "
+            f"{MAX_SEPARATE_RECIPIENTS} separately. Split the list."
+        )
+    if number is not None and not errors["sender"]:
+        errors["to"] += destination_problems(recipients.numbers, number, with_files=with_files)
+
+    text = clean_text(text)
+    errors["text"] += text_problems(text)
+    if not text.strip() and not all_files and not file_errors:
+        errors["text"].append(
+            next(v.message for v in limits.check_message("", [], 1) if v.code == "empty_message")
+        )
+
+    errors["attachments"] += list(file_errors)
+    errors["attachments"] += budget_problems(all_files, fit_images=fit_images)
+
+    if any(errors.values()):
+        raise ComposeInvalid(errors)
+    if fit_images and not check_only:
+        try:
+            all_files = media.fit_to_budget(all_files, limits.MAX_ATTACHMENTS_BYTES)
+        except media.MediaError as error:
+            raise ComposeInvalid({"attachments": [error.message]}) from None
+    return Outgoing(
+        membership=membership,
+        sender=number,
+        recipients=recipients.numbers,
+        text=text,
+        files=all_files,
+        group=group and len(recipients.numbers) > 1,
+        drafts=list(drafts),
+        duplicates=recipients.duplicates,
+    )
+
+
+def submit(outgoing: Outgoing) -> list[OutboundMessage]:
+    """Create the message(s) of a prepared submission and hand them to the outbox.
+
+    Group: one message with every recipient. Separate: one message per recipient, all sharing
+    the stored files. New bytes are stored first (storage is not transactional); if the
+    database part fails they are deleted again. Drafts are consumed in the same transaction,
+    and stored files nobody references any more are deleted after it commits.
+    """
+    user, team = outgoing.membership.user, outgoing.membership.team
+    new_names: list[str] = []
+    try:
+        for file in outgoing.files:
+            if file.stored_name is None:
+                file.stored_name = store_bytes(team.pk, file.data, file.content_type)
+                new_names.append(file.stored_name)
+            if not file.thumbnail_name and file.thumbnail:
+                file.thumbnail_name = store_bytes(team.pk, file.thumbnail, "image/jpeg", "-thumb")
+                new_names.append(file.thumbnail_name)
+        with transaction.atomic():
+            batches = (
+                [outgoing.recipients] if outgoing.group else [[r] for r in outgoing.recipients]
+            )
+            created = []
+            for batch in batches:
+                message = OutboundMessage.objects.create(
+                    team=team,
+                    connection=outgoing.sender.connection,
+                    sender_number=outgoing.sender,
+                    from_number=outgoing.sender.phone_number,
+                    created_by=user,
+                    text=outgoing.text,
+                    is_group=len(batch) > 1,
+                )
+                Recipient.objects.bulk_create(
+                    Recipient(message=message, phone_number=number) for number in batch
+                )
+                Attachment.objects.bulk_create(
+                    _attachment_row(message, position, file)
+                    for position, file in enumerate(outgoing.files)
+                )
+                created.append(message)
+            released = [n for d in outgoing.drafts for n in (d.file.name, d.thumbnail.name)]
+            DraftAttachment.objects.filter(pk__in=[d.pk for d in outgoing.drafts]).delete()
+            release_after_commit(released)
+            states.enqueue([message.pk for message in created])
+    except BaseException:
+        for name in new_names:
+            delete_stored(name)
+        raise
+    return created
+
+
+def _attachment_row(message, position: int, file: media.MediaFile) -> Attachment:
+    attachment = Attachment(
+        message=message,
+        original_name=file.name,
+        content_type=file.content_type,
+        size=file.size,
+        sha256=file.sha256,
+        position=position,
+        original_size=file.original_size,
+        original_content_type=file.original_content_type,
+        was_converted=file.was_converted,
+        was_resized=file.was_resized,
+        metadata_removed=file.metadata_removed,
+        width=file.width,
+        height=file.height,
+    )
+    # The bytes are stored already; naming them here never uploads again.
+    attachment.file.name = file.stored_name
+    attachment.thumbnail.name = file.thumbnail_name or ""
+    return attachment
+
+
+def send(
+    membership,
+    *,
+    sender,
+    to,
+    text: str | None,
+    paths: Sequence[str | os.PathLike] = (),
+    mode: str = Mode.SEPARATE,
+    fit_images: bool = True,
+) -> list[OutboundMessage]:
+    """Everything for a caller without a form (the command line): ingest files from paths,
+    check, create and enqueue. Raises ComposeInvalid with messages by field."""
+    files, problems = [], []
+    for path in paths:
+        try:
+            files.append(ingest_path(path))
+        except media.MediaError as error:
+            problems.append(error.message)
+    outgoing = prepare(
+        membership,
+        sender=sender,
+        to=to,
+        text=text,
+        files=files,
+        mode=mode,
+        fit_images=fit_images,
+        file_errors=problems,
+    )
+    return submit(outgoing)
+
+
+def summary(outgoing: Outgoing, created: Sequence[OutboundMessage]) -> str:
+    """The flash message after a submission: what was queued, and that it is not sent yet."""
+    recipients = len(outgoing.recipients)
+    people = f"{recipients} recipient{'s' if recipients != 1 else ''}"
+    if outgoing.group:
+        what = f"1 group message to {people}"
+    elif len(created) == 1:
+        what = f"1 message to {format_number(outgoing.recipients[0])}"
+    else:
+        what = f"{len(created)} messages, one to each of {people}"
+    files = len(outgoing.files)
+    with_files = f" with {files} file{'s' if files != 1 else ''}" if files else ""
+    merged = (
+        f" ({outgoing.duplicates} repeated number{'s' if outgoing.duplicates != 1 else ''} merged)"
+        if outgoing.duplicates
+        else ""
+    )
+    return (
+        f"Queued: {what}{with_files}{merged} — not sent yet. The outbox shows when "
+        f"{'it is' if len(created) == 1 else 'they are'} sent and delivered."
+    )
+
+
+def fit_report(outgoing: Outgoing) -> list[str]:
+    """One line per file that was reduced to fit, with its size before and after."""
+    return [
+        f"“{f.name}”: {limits.format_size(f.original_size)} → {limits.format_size(f.size)}"
+        for f in outgoing.files
+        if f.was_resized
+    ]

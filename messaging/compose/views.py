@@ -1,0 +1,426 @@
+"""The compose page and its helpers for the browser.
+
+    GET/POST /messages/compose/                  the form (works without JavaScript)
+    POST     /messages/compose/upload/           one file -> a draft attachment (JSON)
+    POST     /messages/compose/upload/<key>/delete/   remove a draft (JSON)
+    POST     /messages/compose/check/            the server's verdict on the fields (JSON)
+    GET      /messages/compose/upload/<key>/thumbnail/   a draft's preview (its uploader only)
+
+Senders and above only (viewers get 403); everything is looked up inside the current team.
+Checking lives in messaging/compose/submission.py, so the page, the live checks and the command
+line give the same answers in the same words.
+
+Hostile or oversized uploads: the views that take files are exempt from the CSRF middleware,
+because that middleware reads (and so parses and stores) the whole body before any view runs.
+They look at Content-Length first, refuse an oversized request unread (413), and only then
+check the CSRF token with `csrf_protect` and parse the body. A body without a Content-Length is
+read as empty by Django, so the check cannot be skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from django.shortcuts import get_object_or_404, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from messaging.compose import media
+from messaging.compose.drafts import (
+    MAX_LIVE_DRAFTS,
+    create_draft,
+    delete_draft,
+    live_drafts,
+    load_drafts,
+    purge_expired_drafts,
+)
+from messaging.compose.forms import ComposeForm
+from messaging.compose.recipients import parse_recipients
+from messaging.compose.senders import sender_numbers
+from messaging.compose.submission import (
+    ComposeInvalid,
+    Mode,
+    fit_report,
+    prefill_from,
+    prepare,
+    submit,
+    summary,
+)
+from messaging.compose.uploads import ingest_upload, sizes_apart
+from messaging.core.files import serve_stored
+from messaging.core.phones import format_number
+from messaging.models import DraftAttachment, OutboundMessage, RingCentralConnection, Role
+from messaging.ringcentral import limits
+from messaging.teams.permissions import get_rw_team_for_user, get_team_for_user
+
+log = logging.getLogger(__name__)
+
+# Room for the multipart framing and the other fields around one file.
+FORM_OVERHEAD = 64 * 1024
+
+
+def _outbox_url(created) -> str:
+    """Where to go after queueing: the message itself when there is one and its page exists,
+    else the outbox (its URL name may not be registered yet, hence the fallback)."""
+    if len(created) == 1:
+        try:
+            return reverse("message_detail", args=[created[0].pk])
+        except NoReverseMatch:
+            pass
+    try:
+        return reverse("outbox")
+    except NoReverseMatch:
+        return "/messages/"
+
+
+def _content_length(request) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0
+
+
+def _too_large_message(size: int, limit: int) -> str:
+    shown, shown_limit = sizes_apart(size, limit)
+    return (
+        f"The upload is {shown}; this portal accepts at most {shown_limit} at once. "
+        "Attach fewer or smaller files — photos are "
+        f"reduced to fit RingCentral's {limits.format_size(limits.MAX_ATTACHMENTS_BYTES)} "
+        "automatically, so they need not be large."
+    )
+
+
+def _parse_body(request) -> str | None:
+    """Parse the form now, inside our own error handling; a message when it cannot be read."""
+    try:
+        request.POST  # noqa: B018 - parsing has side effects we want here, not in a middleware
+        request.FILES  # noqa: B018
+    except RequestDataTooBig:
+        return "The form is too large to read. Shorten the recipient list or the text."
+    except (SuspiciousOperation, MultiPartParserError):
+        return (
+            "The form could not be read (too many files, or the upload was broken off). "
+            f"Attach at most {limits.MAX_ATTACHMENTS} files and send again."
+        )
+    return None
+
+
+def _numbers(membership):
+    return list(sender_numbers(membership.user, membership.team))
+
+
+def _unavailable(request, membership, status=200):
+    team = membership.team
+    team_has_links = RingCentralConnection.objects.filter(
+        team=team, status__in=RingCentralConnection.USABLE_STATUSES
+    ).exists()
+    return render(
+        request,
+        "messaging/compose_unavailable.html",
+        {"team": team, "team_has_links": team_has_links},
+        status=status,
+    )
+
+
+def _draft_json(draft: DraftAttachment) -> dict:
+    media_type = limits.describe_type(draft.content_type)
+    return {
+        "id": str(draft.key),
+        "name": draft.original_name,
+        "size": draft.size,
+        "originalSize": draft.original_size,
+        "sizeText": limits.format_size(draft.size),
+        "originalSizeText": limits.format_size(draft.original_size),
+        "contentType": draft.content_type,
+        "label": media_type.label if media_type else draft.content_type,
+        "category": media_type.category if media_type else "",
+        "fittable": draft.fittable,
+        "converted": draft.was_converted,
+        "notes": draft.notes,
+        "thumbnailUrl": reverse("compose_upload_thumbnail", args=[draft.key])
+        if draft.thumbnail
+        else None,
+        "deleteUrl": reverse("compose_upload_delete", args=[draft.key]),
+    }
+
+
+def megabytes(num_bytes: int) -> str:
+    """Megabytes with two decimals, halves rounded up, as the page's script writes them."""
+    hundredths = (num_bytes + 5_000) // 10_000
+    return f"{hundredths // 100}.{hundredths % 100:02d}"
+
+
+def _meter(drafts) -> dict:
+    total = sum(d.size for d in drafts)
+    return {
+        "count": len(drafts),
+        "bytes": total,
+        "text": f"{len(drafts)} of {limits.MAX_ATTACHMENTS} files · {megabytes(total)} of "
+        f"{limits.format_size(limits.MAX_ATTACHMENTS_BYTES)}",
+    }
+
+
+def _render(request, membership, form, *, drafts=(), status=200, page_error=""):
+    drafts = list(drafts)
+    return render(
+        request,
+        "messaging/compose.html",
+        {
+            "form": form,
+            "team": membership.team,
+            "drafts": [(d, _draft_json(d)) for d in drafts],
+            "drafts_json": [_draft_json(d) for d in drafts],
+            "meter": _meter(drafts),
+            "limits": limits.as_json(),
+            "limits_summary": limits.supported_summary(),
+            "page_error": page_error,
+            "default_region": settings.PHONE_DEFAULT_REGION,
+            "compose_config": {
+                "uploadUrl": reverse("compose_upload"),
+                "checkUrl": reverse("compose_check"),
+                "maxFileBytes": settings.COMPOSE_MAX_FILE_BYTES,
+                "maxFileBytesLabel": limits.format_size(settings.COMPOSE_MAX_FILE_BYTES),
+                "maxRequestBytes": settings.COMPOSE_MAX_REQUEST_BYTES,
+                "minImageBytes": media.MIN_IMAGE_BYTES,
+            },
+        },
+        status=status,
+    )
+
+
+@csrf_exempt  # CSRF is checked by csrf_protect in _compose, after the size check (see above)
+@never_cache
+@require_http_methods(["GET", "POST"])
+def compose_view(request):
+    if not request.user.is_authenticated:
+        from django.contrib.auth.views import redirect_to_login
+
+        return redirect_to_login(request.get_full_path())
+    membership = get_rw_team_for_user(request, role=Role.SENDER)
+    if request.method == "POST":
+        size = _content_length(request)
+        if size > settings.COMPOSE_MAX_REQUEST_BYTES:
+            return _refused(
+                request,
+                membership,
+                _too_large_message(size, settings.COMPOSE_MAX_REQUEST_BYTES),
+                413,
+            )
+    return _compose(request, membership)
+
+
+def _refused(request, membership, message, status):
+    """The page again with one error at the top, for a request whose body was not read."""
+    numbers = _numbers(membership)
+    if not numbers:
+        return _unavailable(request, membership, status=status)
+    drafts = live_drafts(membership.user, membership.team)
+    form = ComposeForm(membership=membership, numbers=numbers)
+    response = _render(request, membership, form, drafts=drafts, status=status, page_error=message)
+    # The unread body would otherwise be parsed as the next request on this connection.
+    response["Connection"] = "close"
+    return response
+
+
+@csrf_protect
+def _compose(request, membership):
+    numbers = _numbers(membership)
+    if not numbers:
+        return _unavailable(request, membership, status=400 if request.method == "POST" else 200)
+    if request.method != "POST":
+        initial = _send_again(request, membership)
+        form = ComposeForm(initial=initial, membership=membership, numbers=numbers)
+        drafts = live_drafts(membership.user, membership.team)
+        return _render(request, membership, form, drafts=drafts)
+
+    problem = _parse_body(request)
+    if problem:
+        return _refused(request, membership, problem, 400)
+    form = ComposeForm(request.POST, request.FILES, membership=membership, numbers=numbers)
+    if form.is_valid() and form.outgoing is not None:
+        created = submit(form.outgoing)
+        messages.success(request, summary(form.outgoing, created))
+        report = fit_report(form.outgoing)
+        if report:
+            messages.info(
+                request,
+                "Photos reduced to fit RingCentral's "
+                f"{limits.format_size(limits.MAX_ATTACHMENTS_BYTES)}: " + "; ".join(report) + ".",
+            )
+        return HttpResponseRedirect(_outbox_url(created))
+    kept = _keep_as_drafts(membership, form.ingested)
+    if len(kept) < len(form.ingested):
+        dropped = ", ".join(f"“{f.name}”" for f in form.ingested[len(kept) :])
+        form.add_error(
+            "attachments",
+            f"Not kept: {dropped} — too many files are waiting to be sent. Remove some and "
+            "attach these again.",
+        )
+    return _render(request, membership, form, drafts=list(form.drafts) + kept, status=400)
+
+
+def _send_again(request, membership) -> dict:
+    """`?again=<id>`: start from a message of this team (404 for anyone else's)."""
+    again = request.GET.get("again")
+    if not again:
+        return {}
+    if not again.isascii() or not again.isdigit():
+        raise Http404
+    message = get_object_or_404(
+        OutboundMessage.objects.prefetch_related("recipients", "attachments"),
+        team=membership.team,
+        pk=int(again),
+    )
+    return prefill_from(message, membership.user)
+
+
+def _keep_as_drafts(membership, files):
+    """Store the new files that passed their own checks, so that a form sent back for another
+    reason does not make the user attach them again."""
+    room = MAX_LIVE_DRAFTS - live_drafts(membership.user, membership.team).count()
+    kept = []
+    for file in files[: max(room, 0)]:
+        kept.append(create_draft(membership.user, membership.team, file))
+    return kept
+
+
+# --- JSON helpers for the page's script --------------------------------------------------------
+
+
+def _json_error(message: str, status: int) -> JsonResponse:
+    return JsonResponse({"ok": False, "error": message}, status=status)
+
+
+def _json_membership(request):
+    """The sending membership, or a JSON error response (a script cannot follow a login page)."""
+    if not request.user.is_authenticated:
+        return None, _json_error("Your session has ended. Sign in again.", 401)
+    try:
+        return get_rw_team_for_user(request, role=Role.SENDER), None
+    except PermissionDenied as denied:
+        return None, _json_error(str(denied) or "You may not send in this team.", 403)
+    except Http404:
+        return None, _json_error("Not found.", 404)
+
+
+@csrf_exempt  # checked by csrf_protect in _upload, after the size check (module docstring)
+@never_cache
+@require_POST
+def upload(request):
+    """Take one file (field ``file``), check and normalise it, keep it as a draft.
+
+    201 with ``{"ok": true, "upload": {...}}``, or 4xx with ``{"ok": false, "error": "..."}``.
+    """
+    membership, error = _json_membership(request)
+    if error:
+        return error
+    size = _content_length(request)
+    limit = settings.COMPOSE_MAX_FILE_BYTES + FORM_OVERHEAD
+    if size > limit:
+        shown, shown_limit = sizes_apart(size, settings.COMPOSE_MAX_FILE_BYTES)
+        response = _json_error(
+            f"The file is {shown}; this portal accepts files of up to {shown_limit}. "
+            "Send a smaller copy.",
+            413,
+        )
+        response["Connection"] = "close"
+        return response
+    return _upload(request, membership)
+
+
+@csrf_protect
+def _upload(request, membership):
+    problem = _parse_body(request)
+    if problem:
+        return _json_error(problem, 400)
+    uploaded = request.FILES.get("file")
+    if uploaded is None:
+        return _json_error("No file arrived. Choose the file again.", 400)
+    purge_expired_drafts(limit=20)
+    live = live_drafts(membership.user, membership.team).count()
+    if live >= MAX_LIVE_DRAFTS:
+        return _json_error(
+            f"You have {live} files waiting to be sent. Send or remove some before adding more.",
+            400,
+        )
+    try:
+        file = ingest_upload(uploaded)
+    except media.MediaError as refused:
+        return _json_error(refused.message, 400)
+    draft = create_draft(membership.user, membership.team, file)
+    return JsonResponse({"ok": True, "upload": _draft_json(draft)}, status=201)
+
+
+@never_cache
+@require_POST
+def upload_delete(request, key):
+    if not request.user.is_authenticated:
+        return _json_error("Your session has ended. Sign in again.", 401)
+    # The draft first, the role second (as for every object URL): someone else's draft is a 404
+    # whatever the requester's role, so the answer says nothing about whether it exists.
+    draft = DraftAttachment.objects.filter(
+        key=key, user=request.user, team=get_team_for_user(request).team
+    ).first()
+    if draft is None:
+        return _json_error("That file is no longer attached.", 404)
+    _, error = _json_membership(request)
+    if error:
+        return error
+    delete_draft(draft)
+    return JsonResponse({"ok": True})
+
+
+@never_cache
+@require_POST
+def check(request):
+    """The server's verdict on the form's fields, without files in the body: the page's script
+    shows these messages while the user types, so they match what sending would say."""
+    membership, error = _json_membership(request)
+    if error:
+        return error
+    data = request.POST
+    drafts, gone = load_drafts(membership.user, membership.team, data.getlist("uploads"))
+    parsed = parse_recipients(data.get("to", ""))
+    try:
+        prepare(
+            membership,
+            sender=data.get("sender"),
+            to=data.get("to", ""),
+            text=data.get("text", ""),
+            drafts=drafts,
+            mode=data.get("mode") or Mode.SEPARATE,
+            fit_images=data.get("fit_images") in ("on", "true", "1"),
+            file_errors=gone,
+            check_only=True,
+        )
+        errors = {}
+    except ComposeInvalid as invalid:
+        errors = invalid.errors
+    return JsonResponse(
+        {
+            "ok": not errors,
+            "errors": errors,
+            "recipients": [{"number": n, "display": format_number(n)} for n in parsed.numbers],
+            "duplicates": parsed.duplicates,
+        }
+    )
+
+
+@login_required
+@require_GET
+def draft_thumbnail(request, key):
+    membership = get_team_for_user(request)
+    draft = DraftAttachment.objects.filter(key=key, user=request.user, team=membership.team).first()
+    if draft is None:
+        raise Http404
+    return serve_stored(
+        draft.thumbnail.name, "image/jpeg", f"preview of {draft.original_name}.jpg", inline=True
+    )

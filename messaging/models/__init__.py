@@ -1,0 +1,57 @@
+"""Data model of mmsportal, one module per concern; every model is importable from here.
+
+teams       Role, Team, Membership, Invitation
+links       RingCentralConnection (a linked RingCentral user) and its SenderNumbers
+outbox      OutboundMessage and its Recipients, Attachments, SendAttempts and MessageEvents
+drafts      DraftAttachment: files on the compose page before their message exists
+tracking    TrackingPace and WebhookSubscription (delivery reports)
+ratelimit   RateLimitBucket and RateLimitGrant (the database rate limiter's state)
+"""
+
+from .drafts import DraftAttachment
+from .links import ConnectionStatus, RingCentralConnection, SenderNumber
+from .outbox import (
+    ACCEPTED_STATUSES,
+    CLAIMABLE_STATUSES,
+    FINAL_STATUSES,
+    Attachment,
+    AttemptOutcome,
+    MessageEvent,
+    MessageStatus,
+    OutboundMessage,
+    Recipient,
+    RecipientStatus,
+    SendAttempt,
+    attachment_key,
+)
+from .ratelimit import RateLimitBucket, RateLimitGrant
+from .teams import Invitation, Membership, Role, Team
+from .tracking import TrackingPace, WebhookStatus, WebhookSubscription
+
+__all__ = [
+    "ACCEPTED_STATUSES",
+    "CLAIMABLE_STATUSES",
+    "FINAL_STATUSES",
+    "Attachment",
+    "AttemptOutcome",
+    "ConnectionStatus",
+    "DraftAttachment",
+    "Invitation",
+    "Membership",
+    "MessageEvent",
+    "MessageStatus",
+    "OutboundMessage",
+    "RateLimitBucket",
+    "RateLimitGrant",
+    "Recipient",
+    "RecipientStatus",
+    "RingCentralConnection",
+    "Role",
+    "SendAttempt",
+    "SenderNumber",
+    "Team",
+    "TrackingPace",
+    "WebhookStatus",
+    "WebhookSubscription",
+    "attachment_key",
+]

@@ -1,0 +1,58 @@
+"""Files attached on the compose page before their message exists."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .teams import Team
+
+
+class DraftAttachment(models.Model):
+    """A file attached on the compose page before its message exists.
+
+    Created by the upload endpoint (or kept from a compose form that did not validate), already
+    checked and normalised by messaging/media.py. It belongs to one user in one team and is
+    addressed by its random `key`, never by its id. Creating the message consumes it: the row is
+    deleted and its stored file passes to the new Attachment rows. An unused draft expires at
+    `expires_at`; messaging/compose.py `purge_expired_drafts` deletes it and its files.
+    """
+
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="draft_attachments")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="draft_attachments"
+    )
+    file = models.FileField(max_length=200)
+    thumbnail = models.FileField(max_length=200, blank=True)
+    original_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    original_size = models.PositiveIntegerField()
+    original_content_type = models.CharField(max_length=100, blank=True)
+    was_converted = models.BooleanField(default=False)
+    metadata_removed = models.BooleanField(default=False)
+    # A still raster image that may be scaled down to fit (not animated, not SVG).
+    fittable = models.BooleanField(default=False)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    # What normalising did, in words for the compose page ("converted from HEIC to JPEG", …).
+    notes = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(size__gt=0), name="draft_attachment_not_empty")
+        ]
+        indexes = [
+            models.Index(fields=["user", "team", "expires_at"], name="draft_owner_live"),
+            models.Index(fields=["expires_at"], name="draft_expiry"),
+        ]
+
+    def __str__(self):
+        return f"Draft {self.original_name} of {self.user} in {self.team}"

@@ -1,0 +1,311 @@
+"""The outbox: messages, their recipients, files, send attempts and timeline."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .links import RingCentralConnection, SenderNumber
+from .teams import Team
+
+
+class MessageStatus(models.TextChoices):
+    """The outbox state machine (messaging/outbox.py is the only code that moves a message):
+
+    queued ──claim──> sending ──accepted──> sent ──(poll/webhook)──> delivered
+      │  ^               │                         ├──> delivery_failed / sending_failed
+      │  └─ retry_wait <─┤ retryable error          └──> no_receipt (no final report in time)
+      │                  ├─ permanent error ──> failed (reason + fix shown)
+      │                  └─ outcome unknown ──> unknown ──reconcile──> sent | queued
+      └──user──> canceled (only before a worker claims it)
+    """
+
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    RETRY_WAIT = "retry_wait", "Waiting to retry"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    DELIVERY_FAILED = "delivery_failed", "Not delivered"
+    SENDING_FAILED = "sending_failed", "Sending failed"
+    NO_RECEIPT = "no_receipt", "No receipt"
+    FAILED = "failed", "Failed"
+    UNKNOWN = "unknown", "Checking"
+    CANCELED = "canceled", "Canceled"
+
+
+# Statuses in which RingCentral has accepted the message (so it has an id and a sent time).
+ACCEPTED_STATUSES = [
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.DELIVERY_FAILED,
+    MessageStatus.SENDING_FAILED,
+    MessageStatus.NO_RECEIPT,
+]
+# Statuses a worker may claim.
+CLAIMABLE_STATUSES = [MessageStatus.QUEUED, MessageStatus.RETRY_WAIT]
+FINAL_STATUSES = [
+    MessageStatus.DELIVERED,
+    MessageStatus.DELIVERY_FAILED,
+    MessageStatus.SENDING_FAILED,
+    MessageStatus.NO_RECEIPT,
+    MessageStatus.FAILED,
+    MessageStatus.CANCELED,
+]
+
+
+class RecipientStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    QUEUED = "queued", "Queued at RingCentral"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    DELIVERY_FAILED = "delivery_failed", "Not delivered"
+    SENDING_FAILED = "sending_failed", "Sending failed"
+    NO_RECEIPT = "no_receipt", "No receipt"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+class OutboundMessage(models.Model):
+    """One message to RingCentral: one POST to /sms, to one recipient or a group of up to 10.
+
+    Invariants held by the database: an accepted message has a RingCentral id and a sent time; a
+    message being sent has the time its lease started; a message waiting to retry has the time of
+    its next attempt; RingCentral ids are unique per connection.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="messages")
+    connection = models.ForeignKey(
+        RingCentralConnection, on_delete=models.PROTECT, related_name="messages"
+    )
+    sender_number = models.ForeignKey(
+        SenderNumber, on_delete=models.PROTECT, related_name="messages"
+    )
+    # The number as sent, kept even if the sender number row changes later.
+    from_number = models.CharField(max_length=20)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    text = models.TextField(blank=True)
+    is_group = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=20, choices=MessageStatus.choices, default=MessageStatus.QUEUED
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sending_since = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    final_at = models.DateTimeField(null=True, blank=True)
+    rc_message_id = models.CharField(max_length=32, null=True, blank=True)
+    rc_conversation_id = models.CharField(max_length=32, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_reason = models.TextField(blank=True)
+    error_fix = models.TextField(blank=True)
+    # Delivery tracking (messaging/tracking.py): when the message store is read next for a sent
+    # message (null: at once), how often it was read, and when last.
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    checks = models.PositiveIntegerField(default=0)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "rc_message_id"],
+                condition=Q(rc_message_id__isnull=False),
+                name="rc_message_id_unique_per_connection",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=ACCEPTED_STATUSES)
+                | (Q(sent_at__isnull=False) & Q(rc_message_id__isnull=False)),
+                name="accepted_message_has_id_and_sent_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=MessageStatus.SENDING) | Q(sending_since__isnull=False),
+                name="sending_message_has_lease",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=MessageStatus.RETRY_WAIT) | Q(next_attempt_at__isnull=False),
+                name="retry_wait_has_next_attempt",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=MessageStatus.values), name="message_status_is_known"
+            ),
+        ]
+        indexes = [
+            # "Due to send": the dispatcher's query.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=CLAIMABLE_STATUSES),
+                name="msg_due_to_send",
+            ),
+            # Leases to sweep and unknown outcomes to reconcile.
+            models.Index(
+                fields=["sending_since"],
+                condition=Q(status__in=[MessageStatus.SENDING, MessageStatus.UNKNOWN]),
+                name="msg_in_flight",
+            ),
+            # Each outbox folder, newest first.
+            models.Index(fields=["team", "status", "-created_at"], name="msg_team_folder"),
+            models.Index(fields=["team", "-created_at"], name="msg_team_recent"),
+            # "Due to check": sent messages whose delivery report the poller reads next.
+            models.Index(
+                fields=["next_check_at"],
+                condition=Q(status=MessageStatus.SENT),
+                name="msg_due_to_check",
+            ),
+            # A connection's messages still waiting for a report (webhook-triggered reads).
+            models.Index(
+                fields=["connection", "-sent_at"],
+                condition=Q(status=MessageStatus.SENT),
+                name="msg_tracked_per_connection",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Message {self.pk} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+class Recipient(models.Model):
+    message = models.ForeignKey(
+        OutboundMessage, on_delete=models.CASCADE, related_name="recipients"
+    )
+    phone_number = models.CharField(max_length=20)
+    status = models.CharField(
+        max_length=20, choices=RecipientStatus.choices, default=RecipientStatus.PENDING
+    )
+    error_code = models.CharField(max_length=40, blank=True)
+    error_reason = models.TextField(blank=True)
+    error_fix = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "phone_number"], name="one_row_per_recipient_number"
+            )
+        ]
+        indexes = [models.Index(fields=["phone_number"], name="recipient_number")]
+
+    def __str__(self):
+        return f"{self.phone_number} ({self.status})"
+
+
+def attachment_key(instance, filename):
+    # Stored under a random key: the user's file name never becomes a path.
+    return f"attachments/{instance.message.team_id}/{uuid.uuid4().hex}"
+
+
+class Attachment(models.Model):
+    """One file of a message, kept in the private default storage and served only through
+    messaging/views/attachments.py.
+
+    `file` names the stored bytes exactly as they are sent (`size`, `sha256`, `content_type`).
+    One stored file may back several rows: a message sent separately to each recipient shares
+    its files (messaging/compose.py), so a stored file may be deleted only when no Attachment or
+    DraftAttachment names it any more. `original_name` is the sanitised name shown to people and
+    used as the multipart filename; `original_size` and `original_content_type` describe the
+    file as the user attached it, before conversion or fitting (null for older rows).
+    """
+
+    message = models.ForeignKey(
+        OutboundMessage, on_delete=models.CASCADE, related_name="attachments"
+    )
+    file = models.FileField(upload_to=attachment_key, max_length=200)
+    original_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    position = models.PositiveSmallIntegerField(default=0)
+    original_size = models.PositiveIntegerField(null=True, blank=True)
+    original_content_type = models.CharField(max_length=100, blank=True)
+    # HEIC/AVIF/BMP/TIFF turned into JPEG or PNG, or a photo re-encoded as JPEG to fit.
+    was_converted = models.BooleanField(default=False)
+    # Scaled down and/or re-encoded so that all files fit RingCentral's size budget.
+    was_resized = models.BooleanField(default=False)
+    # Location, camera and other metadata removed from an image.
+    metadata_removed = models.BooleanField(default=False)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    thumbnail = models.FileField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.CheckConstraint(condition=Q(size__gt=0), name="attachment_not_empty")]
+
+    def __str__(self):
+        return self.original_name
+
+
+class AttemptOutcome(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    ACCEPTED = "accepted", "Accepted by RingCentral"
+    RETRYABLE = "retryable", "Failed, will retry"
+    RATE_LIMITED = "rate_limited", "Rate limited, will retry"
+    PERMANENT = "permanent", "Failed permanently"
+    UNKNOWN = "unknown", "Outcome unknown"
+
+
+class SendAttempt(models.Model):
+    """One try at POSTing a message. Holds no secrets: status, codes and rate-limit headers."""
+
+    message = models.ForeignKey(
+        OutboundMessage, on_delete=models.CASCADE, related_name="send_attempts"
+    )
+    number = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    rc_error_code = models.CharField(max_length=40, blank=True)
+    rate_limit = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(
+        max_length=20, choices=AttemptOutcome.choices, default=AttemptOutcome.IN_PROGRESS
+    )
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["message", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "number"], name="one_row_per_attempt")
+        ]
+
+    def __str__(self):
+        return f"Attempt {self.number} of message {self.message_id}: {self.outcome}"
+
+
+# Message timeline
+
+
+class MessageEvent(models.Model):
+    """One line of a message's timeline, as shown on its page and in the admin.
+
+    Written by `messaging.events.record_event`, usually inside the transaction that made it true,
+    so the timeline never claims something that was rolled back. Attempts (SendAttempt) are not
+    duplicated here: the message page merges both by time.
+    """
+
+    # The composite index below leads with `message`, so the foreign key needs no index of its own.
+    message = models.ForeignKey(
+        OutboundMessage, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
+    recipient = models.ForeignKey(
+        Recipient, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=40)
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["message", "at"], name="msg_event_timeline")]
+
+    def __str__(self):
+        return f"{self.kind} of message {self.message_id} at {self.at:%Y-%m-%d %H:%M:%S}"

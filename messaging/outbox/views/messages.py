@@ -1,0 +1,431 @@
+"""The team outbox: the list, a message's page, its actions, live statuses.
+
+Every member of a team (any role) reads all of the team's messages; acting on one (cancel, retry)
+needs the sender role. Messages are always looked up inside the requesting user's team, so
+another team's message is a 404 (messaging/teams/permissions.py decides). Status changes go
+through messaging/outbox/states.py only.
+
+The list pages with a keyset cursor on (created_at, id), newest first (messaging/outbox/paging.py):
+a page costs the same whether it is the first or the thousandth, and no page counts the whole
+table. The number of queries per page is fixed (select_related for the author, one prefetch for
+the recipients).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Exists, OuterRef, Prefetch
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.http import urlencode
+from django.utils.text import Truncator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from messaging.core.phones import format_number
+from messaging.models import (
+    CLAIMABLE_STATUSES,
+    Attachment,
+    MessageStatus,
+    OutboundMessage,
+    Recipient,
+    Role,
+)
+from messaging.outbox import states
+from messaging.outbox.folders import (
+    ALL,
+    DEFAULT_FIX,
+    FOLDERS,
+    MAX_SEARCH_LENGTH,
+    MEANING,
+    ON_THE_WAY_STATUSES,
+    STALLED_FIX,
+    UNUSABLE_CONNECTION_STATUSES,
+    badge_class,
+    count_label,
+    folder_counts,
+    folder_q,
+    get_folder,
+    is_final,
+    search_q,
+    stalled_connection_ids,
+)
+from messaging.outbox.paging import MAX_ID, BadCursor, keyset_page
+from messaging.teams import actions
+from messaging.teams.permissions import get_rw_team_for_user, get_team_for_user
+
+# The live status endpoint answers for at most this many messages per request.
+MAX_STATUS_IDS = 100
+
+# --- Helpers ------------------------------------------------------------------------------------
+
+
+def _recipient_numbers(message) -> dict:
+    """A row's recipients as people read them: plain text for the live announcements, and HTML
+    with each number unbreakable and the list free to wrap between them (built here rather than
+    in a template loop, which costs this page more than the rest of a row)."""
+    numbers = [format_number(r.phone_number) for r in message.recipients.all()]
+    return {
+        "numbers": ", ".join(numbers),
+        "numbers_html": format_html_join(
+            ", ", '<span class="outbox-number">{}</span>', ((n,) for n in numbers)
+        ),
+    }
+
+
+def _url_or_none(name: str, *args) -> str | None:
+    # Pages owned by other parts of the app (compose) may not be installed in every deployment.
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return None
+
+
+def _status_payload(message_id: int, status: str) -> dict:
+    return {
+        "id": message_id,
+        "status": status,
+        "label": MessageStatus(status).label,
+        "badge": badge_class(status),
+        "final": is_final(status),
+    }
+
+
+def _list_queryset(team):
+    return (
+        team.messages.select_related("created_by")
+        .prefetch_related(
+            Prefetch(
+                "recipients",
+                queryset=Recipient.objects.only("id", "message_id", "phone_number", "status"),
+            )
+        )
+        .annotate(has_attachments=Exists(Attachment.objects.filter(message=OuterRef("pk"))))
+    )
+
+
+# --- The list -----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def outbox_list(request):
+    """`/messages/?folder=<key>&q=<search>&after=<cursor>|before=<cursor>`."""
+    membership = get_team_for_user(request)
+    team = membership.team
+    folder_key = request.GET.get("folder") or ALL
+    folder = get_folder(folder_key)
+    if folder is None:
+        folder_key = ALL
+    term = (request.GET.get("q") or "").strip()[:MAX_SEARCH_LENGTH]
+
+    stalled_ids = stalled_connection_ids(team.pk)
+    queryset = _list_queryset(team)
+    if folder is not None:
+        queryset = queryset.filter(folder_q(folder, stalled_ids))
+    search = search_q(term)
+    if search is not None:
+        queryset = queryset.filter(search)
+
+    status_code = 200
+    try:
+        page = keyset_page(
+            queryset, after=request.GET.get("after"), before=request.GET.get("before")
+        )
+    except BadCursor:
+        messages.error(request, "That page link is not valid any more; here are the newest.")
+        page = keyset_page(queryset)
+        status_code = 400
+
+    stalled = set(stalled_ids)
+    # Everything a row shows is worked out here, once: the template engine is the slowest part
+    # of this page, and plain values are what it renders fastest.
+    rows = [
+        {
+            "message": m,
+            "url": reverse("message_detail", args=[m.pk]),
+            "preview": Truncator(m.text).chars(80),
+            **_recipient_numbers(m),
+            "author": m.created_by.email if m.created_by else "",
+            "label": m.get_status_display(),
+            "badge": badge_class(m.status),
+            "final": "true" if m.is_final else "false",
+            "stalled": m.connection_id in stalled and m.status in ON_THE_WAY_STATUSES,
+            "created": timezone.localtime(m.created_at),
+        }
+        for m in page.rows
+    ]
+    counts = folder_counts(team.messages.all(), stalled_ids)
+    base = {"folder": folder_key} if folder_key != ALL else {}
+    if term:
+        base["q"] = term
+
+    def link(**extra):
+        return "?" + urlencode({**base, **extra}) if (base or extra) else "?"
+
+    context = {
+        "membership": membership,
+        "team": team,
+        "rows": rows,
+        "folder_key": folder_key,
+        "folder": folder,
+        "folders": [
+            {
+                "key": f.key,
+                "label": f.label,
+                "count": counts[f.key],
+                "count_label": count_label(counts[f.key]),
+                "url": "?" + urlencode({"folder": f.key, **({"q": term} if term else {})}),
+            }
+            for f in FOLDERS
+        ],
+        "all_count": counts[ALL],
+        "all_count_label": count_label(counts[ALL]),
+        "all_url": "?" + urlencode({"q": term}) if term else "?",
+        "term": term,
+        "older_url": link(after=page.older) if page.older else None,
+        "newer_url": link(before=page.newer) if page.newer else None,
+        "newest_url": link() if (page.newer or request.GET.get("after")) else None,
+        "can_send": membership.can(Role.SENDER),
+        "compose_url": _url_or_none("compose"),
+        "any_pending": any(row["final"] == "false" for row in rows),
+    }
+    return render(request, "messaging/outbox.html", context, status=status_code)
+
+
+# --- Live statuses ------------------------------------------------------------------------------
+
+
+@never_cache
+@require_GET
+def message_statuses(request):
+    """`/messages/status/?ids=1,2,3` → {"messages": [{id, status, label, badge, final}], …}.
+
+    Only the current team's messages are answered; other ids are left out without a word, so the
+    answer reveals nothing about other teams. At most MAX_STATUS_IDS ids per request.
+    """
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "Your session has ended; sign in again."}, status=401)
+    membership = get_team_for_user(request)
+    parts = [p.strip() for p in request.GET.get("ids", "").split(",") if p.strip()]
+    if len(parts) > MAX_STATUS_IDS:
+        return JsonResponse(
+            {"error": f"Ask for at most {MAX_STATUS_IDS} messages at a time."}, status=400
+        )
+    try:
+        ids = {int(p) for p in parts}
+        ids = {i for i in ids if 0 < i <= MAX_ID}
+    except ValueError:
+        return JsonResponse(
+            {"error": "ids must be message numbers separated by commas."}, status=400
+        )
+    found = (
+        membership.team.messages.filter(pk__in=ids).order_by().values_list("pk", "status")
+        if ids
+        else []
+    )
+    payload = [_status_payload(pk, status) for pk, status in found]
+    return JsonResponse({"messages": payload, "all_final": all(item["final"] for item in payload)})
+
+
+# --- One message --------------------------------------------------------------------------------
+
+
+def _message_for_reading(request, pk):
+    """The message and the user's membership in its team; 404 if they are not a member.
+
+    A message of another of the user's teams (a link from an email) makes that team current,
+    so the page, its actions and the navigation all speak of the same team.
+    """
+    membership = get_team_for_user(request)
+    message = membership.team.messages.filter(pk=pk).first()
+    if message is None:
+        slug = (
+            OutboundMessage.objects.filter(pk=pk, team__memberships__user=request.user)
+            .values_list("team__slug", flat=True)
+            .first()
+        )
+        if slug is None:
+            raise Http404
+        membership = get_team_for_user(request, slug)
+        actions.switch_team(request, membership)
+        request.membership = membership
+        messages.info(
+            request, f"You are now working in {membership.team}, the team of this message."
+        )
+        message = membership.team.messages.get(pk=pk)
+    return membership, message
+
+
+def _timeline(message) -> list[dict]:
+    """Events and send attempts of `message`, oldest first, as rows for one table."""
+    entries = [
+        {
+            "at": message.created_at,
+            "what": "Written by "
+            + (message.created_by.email if message.created_by else "a former member"),
+            "kind": "created",
+        }
+    ]
+    for attempt in message.send_attempts.all():
+        entries.append(
+            {
+                "at": attempt.started_at,
+                "kind": "attempt",
+                "what": f"Attempt {attempt.number} to hand it to RingCentral",
+                "attempt": attempt,
+            }
+        )
+    for event in message.events.select_related("recipient"):
+        entries.append(
+            {
+                "at": event.at,
+                "kind": event.kind,
+                "what": event.text,
+                "recipient": event.recipient.phone_number if event.recipient else "",
+            }
+        )
+    # Stable: at equal times, the order above (written, attempts, events) stands.
+    entries.sort(key=lambda entry: entry["at"])
+    return entries
+
+
+def _progress(message) -> list[dict]:
+    """Three steps that keep "accepted by RingCentral" apart from "delivered to the phone"."""
+    status = message.status
+    accepted = message.sent_at is not None
+    if status == MessageStatus.DELIVERED:
+        delivery = ("done", "The carrier reported that the phone received it.")
+    elif status in (MessageStatus.DELIVERY_FAILED, MessageStatus.SENDING_FAILED):
+        delivery = ("failed", "The carrier reported that it could not be delivered.")
+    elif status == MessageStatus.NO_RECEIPT:
+        delivery = ("unknown", "No delivery report came back.")
+    elif not accepted and is_final(status):
+        delivery = ("skipped", "Not sent, so not delivered.")
+    else:
+        delivery = ("waiting", "Waiting for the carrier's delivery report.")
+    if accepted:
+        acceptance = ("done", "RingCentral took the message and gave it an id.")
+    elif status == MessageStatus.CANCELED:
+        acceptance = ("skipped", "Canceled before it was sent.")
+    elif status == MessageStatus.FAILED:
+        acceptance = ("failed", "RingCentral refused the message.")
+    else:
+        acceptance = ("waiting", "Not handed to RingCentral yet.")
+    return [
+        {"label": "Written", "state": "done", "at": message.created_at, "note": ""},
+        {
+            "label": "Accepted by RingCentral",
+            "state": acceptance[0],
+            "at": message.sent_at,
+            "note": acceptance[1],
+        },
+        {
+            "label": "Delivered to the phone",
+            "state": delivery[0],
+            "at": message.final_at if delivery[0] in ("done", "failed") else None,
+            "note": delivery[1],
+        },
+    ]
+
+
+@login_required
+@require_GET
+def message_detail(request, pk):
+    membership, message = _message_for_reading(request, pk)
+    message = (
+        OutboundMessage.objects.select_related("created_by", "connection", "sender_number")
+        .prefetch_related("recipients", "attachments")
+        .get(pk=message.pk)
+    )
+    stalled = (
+        message.connection.status in UNUSABLE_CONNECTION_STATUSES
+        and message.status in ON_THE_WAY_STATUSES
+    )
+    fix = message.error_fix or (STALLED_FIX if stalled else DEFAULT_FIX.get(message.status, ""))
+    can_act = membership.can(Role.SENDER)
+    compose_url = _url_or_none("compose")
+    numbers = [format_number(r.phone_number) for r in message.recipients.all()]
+    others = f" and {len(numbers) - 1} more" if len(numbers) > 1 else ""
+    context = {
+        "heading": f"Message to {numbers[0]}{others}" if numbers else "Message",
+        "membership": membership,
+        "message": message,
+        "badge": badge_class(message.status),
+        "meaning": MEANING.get(message.status, ""),
+        "reason": message.error_reason,
+        "fix": fix,
+        "stalled": stalled,
+        "progress": _progress(message),
+        "recipients": [
+            {"recipient": r, "badge": badge_class(r.status)} for r in message.recipients.all()
+        ],
+        "attachments": list(message.attachments.all()),
+        "timeline": _timeline(message),
+        "can_act": can_act,
+        "can_cancel": can_act and message.status in CLAIMABLE_STATUSES,
+        "can_retry": can_act and message.status == MessageStatus.FAILED,
+        "again_url": f"{compose_url}?{urlencode({'again': message.pk})}"
+        if can_act and compose_url
+        else None,
+    }
+    return render(request, "messaging/message_detail.html", context)
+
+
+def _message_for_action(request, pk):
+    # Reading first: an outsider gets 404 whatever their role elsewhere; then the role (403).
+    membership = get_team_for_user(request)
+    message = get_object_or_404(membership.team.messages, pk=pk)
+    get_rw_team_for_user(request, role=Role.SENDER)
+    return message
+
+
+def _status_now(message) -> MessageStatus:
+    # The transition lost the race or was not allowed: say what the message is now.
+    return MessageStatus(
+        OutboundMessage.objects.values_list("status", flat=True).get(pk=message.pk)
+    )
+
+
+@login_required
+@require_POST
+def message_cancel(request, pk):
+    """Cancel a message no worker has picked up yet (states.cancel decides, atomically)."""
+    message = _message_for_action(request, pk)
+    if states.cancel(message):
+        messages.success(request, "Canceled. The message was not sent and will not be.")
+    else:
+        status = _status_now(message)
+        if status in (MessageStatus.SENDING, MessageStatus.UNKNOWN):
+            text = (
+                "Too late to cancel: the message is already being handed to RingCentral, so it "
+                "may be on its way. Watch its status here."
+            )
+        else:
+            text = (
+                f"This message cannot be canceled: it is {status.label.lower()}. Only messages "
+                "still waiting to be sent can be canceled."
+            )
+        messages.error(request, text)
+    return redirect("message_detail", pk=message.pk)
+
+
+@login_required
+@require_POST
+def message_retry(request, pk):
+    """Send a message RingCentral refused again, with fresh attempts (states.requeue)."""
+    message = _message_for_action(request, pk)
+    if states.requeue(message):
+        messages.success(request, "Queued again. It will be sent in a moment.")
+    else:
+        label = _status_now(message).label.lower()
+        messages.error(
+            request,
+            f"Only messages RingCentral refused (failed) can be retried; this one is {label}. "
+            "To send the same text again, use “Send again”.",
+        )
+    return redirect("message_detail", pk=message.pk)

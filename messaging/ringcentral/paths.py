@@ -1,0 +1,13 @@
+"""Every RingCentral endpoint this project calls, written once (paths below the server URL)."""
+
+API = "/restapi/v1.0"
+ACCOUNT = f"{API}/account/~"
+EXTENSION = f"{API}/account/~/extension/~"
+PHONE_NUMBERS = f"{EXTENSION}/phone-number"
+SEND = f"{EXTENSION}/sms"
+MESSAGE_STORE = f"{EXTENSION}/message-store"
+SUBSCRIPTION = f"{API}/subscription"
+
+AUTHORIZE = "/restapi/oauth/authorize"
+TOKEN = "/restapi/oauth/token"  # noqa: S105 - a URL path, not a secret
+REVOKE = "/restapi/oauth/revoke"

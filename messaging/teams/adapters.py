@@ -1,0 +1,23 @@
+from allauth.account.adapter import DefaultAccountAdapter
+
+from messaging.teams import actions, invitations
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    """Our only hook into allauth's sign-up: every new user starts with a personal team, and
+    signing up through an invitation link with the invited address needs no extra
+    confirmation email."""
+
+    def is_email_verified(self, request, email):
+        # The visitor opened a signed link that was mailed to this address: that proves they
+        # read its mail, as a confirmation link would. Only while the invitation is pending.
+        key = request.session.get(invitations.SESSION_KEY) if request is not None else None
+        if key and invitations.pending().filter(key=key, email__iexact=email).exists():
+            return True
+        return super().is_email_verified(request, email)
+
+    def save_user(self, request, user, form, commit=True):
+        user = super().save_user(request, user, form, commit=commit)
+        if commit:
+            actions.ensure_personal_team(user)
+        return user

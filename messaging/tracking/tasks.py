@@ -1,0 +1,34 @@
+"""The tracking room's Celery tasks (names keep the `messaging.tasks.` prefix beat knows).
+
+poll_statuses()              beat, every 10 s: read due delivery reports (polling.py)
+refresh_after_webhook(id)    after a verified webhook delivery: read that connection's
+                             recent not-final messages (webhooks.py schedules it)
+maintain_webhook(id)         after a link: create or check the connection's subscription
+renew_subscriptions()        beat, every 10 min: renew, verify, re-create subscriptions
+"""
+
+from celery import shared_task
+
+from messaging.tracking import polling, subscriptions
+
+
+@shared_task(ignore_result=True, name="messaging.tasks.poll_statuses")
+def poll_statuses() -> dict[str, int]:
+    return polling.poll()
+
+
+@shared_task(ignore_result=True, name="messaging.tasks.refresh_after_webhook")
+def refresh_after_webhook(connection_id: int) -> dict[str, int]:
+    # Cleared first: a notification arriving during the read asks for another one.
+    subscriptions.start_refresh(connection_id)
+    return polling.refresh_connection(connection_id)
+
+
+@shared_task(ignore_result=True, name="messaging.tasks.maintain_webhook")
+def maintain_webhook(connection_id: int) -> str:
+    return subscriptions.maintain_subscription(connection_id, verify=True)
+
+
+@shared_task(ignore_result=True, name="messaging.tasks.renew_subscriptions")
+def renew_subscriptions() -> dict[str, int]:
+    return subscriptions.maintain_all()

@@ -1,0 +1,69 @@
+"""A verified webhook delivery: what it asks of the portal.
+
+Notifications carry no ids of changed messages, so a delivery that announces changes asks for
+one read of the connection's recent not-final messages (`refresh_after_webhook`, a few seconds
+later, letting a burst of notifications settle), unless one is already pending.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from messaging.models import WebhookSubscription
+from messaging.tracking.tasks import refresh_after_webhook
+
+# Deliveries arriving while a refresh is pending ask for nothing more; after this long without
+# the refresh having started (broker trouble), a delivery asks again.
+REFRESH_DEBOUNCE = timedelta(seconds=30)
+# A refresh runs this long after the notification, so that a message's Sent and Delivered
+# notifications (usually seconds apart) are answered by one read.
+WEBHOOK_SETTLE_SECONDS = 5
+
+
+def webhook_received(sub: WebhookSubscription, payload: dict, now: datetime | None = None) -> bool:
+    """A verified delivery for `sub`: remember it, and ask for one read of the connection's
+    messages unless one is already pending. Returns True when a read was requested.
+
+    Only changes to existing messages need a read; a notification that only announces new
+    messages (our own sends) does not.
+    """
+    now = now or timezone.now()
+    WebhookSubscription.objects.filter(pk=sub.pk).update(last_delivery_at=now)
+    if not _announces_updates(payload):
+        return False
+    requested = (
+        WebhookSubscription.objects.filter(pk=sub.pk)
+        .filter(
+            Q(refresh_requested_at__isnull=True)
+            | Q(refresh_requested_at__lt=now - REFRESH_DEBOUNCE)
+        )
+        .update(refresh_requested_at=now)
+    )
+    if not requested:
+        return False
+    connection_id = sub.connection_id
+    transaction.on_commit(
+        lambda: refresh_after_webhook.apply_async(
+            (connection_id,), countdown=WEBHOOK_SETTLE_SECONDS, retry=False
+        ),
+        robust=True,
+    )
+    return True
+
+
+def _announces_updates(payload: dict) -> bool:
+    body = payload.get("body")
+    changes = body.get("changes") if isinstance(body, dict) else None
+    if not isinstance(changes, list) or not changes:
+        return True  # an unfamiliar shape: reading once is the safe answer
+    for change in changes:
+        if not isinstance(change, dict):
+            return True
+        updated = change.get("updatedCount")
+        if updated is None or (isinstance(updated, int) and updated > 0):
+            return True
+    return False

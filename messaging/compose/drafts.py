@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -67,6 +68,23 @@ def live_drafts(user, team):
     return DraftAttachment.objects.filter(user=user, team=team, expires_at__gt=timezone.now())
 
 
+def stored_file_fields(file: media.MediaFile) -> dict[str, Any]:
+    """What a DraftAttachment and an Attachment both record of a checked file, save where its
+    bytes and its thumbnail are stored."""
+    return {
+        "original_name": file.name,
+        "content_type": file.content_type,
+        "size": file.size,
+        "sha256": file.sha256,
+        "original_size": file.original_size,
+        "original_content_type": file.original_content_type,
+        "was_converted": file.was_converted,
+        "metadata_removed": file.metadata_removed,
+        "width": file.width,
+        "height": file.height,
+    }
+
+
 def create_draft(user, team, file: media.MediaFile) -> DraftAttachment:
     """Store a checked file as a draft of ``user`` in ``team``."""
     stored = store_bytes(team.pk, file.data, file.content_type)
@@ -74,32 +92,35 @@ def create_draft(user, team, file: media.MediaFile) -> DraftAttachment:
     try:
         if file.thumbnail:
             thumb = store_bytes(team.pk, file.thumbnail, "image/jpeg", "-thumb")
-        now = timezone.now()
-        return DraftAttachment.objects.create(
-            team=team,
-            user=user,
-            file=stored,
-            thumbnail=thumb,
-            original_name=file.name,
-            content_type=file.content_type,
-            size=file.size,
-            sha256=file.sha256,
-            original_size=file.original_size,
-            original_content_type=file.original_content_type,
-            was_converted=file.was_converted,
-            metadata_removed=file.metadata_removed,
-            fittable=file.fittable,
-            width=file.width,
-            height=file.height,
-            notes=file.notes,
-            created_at=now,
-            expires_at=now + DRAFT_LIFETIME,
-        )
+        return _new_draft(user, team, file, stored, thumb, timezone.now())
     except BaseException:
         default_storage.delete(stored)
         if thumb:
             default_storage.delete(thumb)
         raise
+
+
+def draft_of_attachment(user, team, attachment: Attachment, now) -> DraftAttachment:
+    """A fresh draft of ``user`` in ``team`` that names ``attachment``'s stored file instead of
+    copying it: stored bytes never change, and `release_files` deletes a file only once nothing
+    names it any more."""
+    # Already fitted once; shrinking it again would only lose quality.
+    file = stored_media(attachment, fittable=False)
+    return _new_draft(user, team, file, file.stored_name, file.thumbnail_name, now)
+
+
+def _new_draft(user, team, file: media.MediaFile, stored: str, thumb: str, now) -> DraftAttachment:
+    return DraftAttachment.objects.create(
+        **stored_file_fields(file),
+        team=team,
+        user=user,
+        file=stored,
+        thumbnail=thumb,
+        fittable=file.fittable,
+        notes=file.notes,
+        created_at=now,
+        expires_at=now + DRAFT_LIFETIME,
+    )
 
 
 def delete_draft(draft: DraftAttachment) -> None:
@@ -123,27 +144,35 @@ def purge_expired_drafts(limit: int = 200) -> int:
 
 def draft_media(draft: DraftAttachment) -> media.MediaFile:
     """A MediaFile for a stored draft; its bytes are read from storage only when needed."""
+    return stored_media(draft, fittable=draft.fittable, notes=list(draft.notes or []))
+
+
+def stored_media(row: Attachment | DraftAttachment, **extra) -> media.MediaFile:
+    """A MediaFile for a stored file; its bytes are read from storage only when needed.
+
+    ``extra`` gives what only drafts record (``fittable``, ``notes``).
+    """
 
     def load() -> bytes:
-        with default_storage.open(draft.file.name, "rb") as handle:
+        with default_storage.open(row.file.name, "rb") as handle:
             return handle.read()
 
     return media.MediaFile(
-        name=draft.original_name,
-        content_type=draft.content_type,
-        size=draft.size,
-        sha256=draft.sha256,
-        original_size=draft.original_size,
-        original_content_type=draft.original_content_type,
-        width=draft.width,
-        height=draft.height,
-        fittable=draft.fittable,
-        was_converted=draft.was_converted,
-        metadata_removed=draft.metadata_removed,
-        notes=list(draft.notes or []),
-        stored_name=draft.file.name,
-        thumbnail_name=draft.thumbnail.name or "",
+        name=row.original_name,
+        content_type=row.content_type,
+        size=row.size,
+        sha256=row.sha256,
+        # Attachments older than the field have none: the size they were sent at stands in.
+        original_size=row.original_size or row.size,
+        original_content_type=row.original_content_type,
+        width=row.width,
+        height=row.height,
+        was_converted=row.was_converted,
+        metadata_removed=row.metadata_removed,
+        stored_name=row.file.name,
+        thumbnail_name=row.thumbnail.name or "",
         loader=load,
+        **extra,
     )
 
 

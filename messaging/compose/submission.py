@@ -31,11 +31,12 @@ from django.utils import timezone
 
 from messaging.compose import media
 from messaging.compose.drafts import (
-    DRAFT_LIFETIME,
     delete_stored,
     draft_media,
+    draft_of_attachment,
     release_after_commit,
     store_bytes,
+    stored_file_fields,
 )
 from messaging.compose.recipients import (
     MAX_SEPARATE_RECIPIENTS,
@@ -95,35 +96,11 @@ def text_problems(text: str) -> list[str]:
 
 def prefill_from(message, user) -> dict:
     """What "send again" puts back on the compose page for ``message``: its sender, recipients,
-    text and mode as form initial values, and its files as fresh drafts of ``user``.
-
-    The drafts name the message's stored files instead of copying them: stored bytes never
-    change, and `release_files` deletes a file only once nothing names it any more.
-    """
+    text and mode as form initial values, and its files as fresh drafts of ``user``."""
     recipients = [r.phone_number for r in message.recipients.all()]
     now = timezone.now()
     for attachment in message.attachments.all():
-        DraftAttachment.objects.create(
-            team=message.team,
-            user=user,
-            file=attachment.file.name,
-            thumbnail=attachment.thumbnail.name if attachment.thumbnail else "",
-            original_name=attachment.original_name,
-            content_type=attachment.content_type,
-            size=attachment.size,
-            sha256=attachment.sha256,
-            original_size=attachment.original_size or attachment.size,
-            original_content_type=attachment.original_content_type,
-            was_converted=attachment.was_converted,
-            metadata_removed=attachment.metadata_removed,
-            # Already fitted once; shrinking it again would only lose quality.
-            fittable=False,
-            width=attachment.width,
-            height=attachment.height,
-            notes=[],
-            created_at=now,
-            expires_at=now + DRAFT_LIFETIME,
-        )
+        draft_of_attachment(user, message.team, attachment, now)
     return {
         "sender": str(message.sender_number_id),
         "to": "\n".join(format_number(n) for n in recipients),
@@ -309,19 +286,7 @@ def submit(outgoing: Outgoing) -> list[OutboundMessage]:
 
 def _attachment_row(message, position: int, file: media.MediaFile) -> Attachment:
     attachment = Attachment(
-        message=message,
-        original_name=file.name,
-        content_type=file.content_type,
-        size=file.size,
-        sha256=file.sha256,
-        position=position,
-        original_size=file.original_size,
-        original_content_type=file.original_content_type,
-        was_converted=file.was_converted,
-        was_resized=file.was_resized,
-        metadata_removed=file.metadata_removed,
-        width=file.width,
-        height=file.height,
+        **stored_file_fields(file), message=message, position=position, was_resized=file.was_resized
     )
     # The bytes are stored already; naming them here never uploads again.
     attachment.file.name = file.stored_name

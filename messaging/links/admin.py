@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.text import Truncator
 
-from messaging.core.admin import ReadOnlyInline
+from messaging.core.admin import ReadOnlyAdminMixin, ReadOnlyInline
 from messaging.models import RingCentralConnection, SenderNumber
 
 
@@ -33,7 +33,7 @@ class SenderNumberInline(ReadOnlyInline, admin.TabularInline):
 
 
 @admin.register(RingCentralConnection)
-class RingCentralConnectionAdmin(admin.ModelAdmin):
+class RingCentralConnectionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Health of each link. Linking, refreshing and disconnecting happen in the app, which holds
     the rules (and the tokens); here they are only watched."""
 
@@ -97,22 +97,13 @@ class RingCentralConnectionAdmin(admin.ModelAdmin):
         # The ciphertext is not even loaded, so no template or repr can leak it.
         return super().get_queryset(request).defer(*TOKEN_FIELDS)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     @admin.display(description="Last error")
     def last_error_short(self, obj):
         return Truncator(obj.last_error).chars(80) or "—"
 
 
 @admin.register(SenderNumber)
-class SenderNumberAdmin(admin.ModelAdmin):
+class SenderNumberAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Numbers as last synced from RingCentral (a sync overwrites them, so no editing here)."""
 
     list_display = (
@@ -131,12 +122,3 @@ class SenderNumberAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("connection__team")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,7 +1,7 @@
 """Linking RingCentral accounts to a team: overview, OAuth connect/callback, share, sync,
 disconnect.
 
-Who may do what with a connection (on top of messaging/permissions.py, which decides team
+Who may do what with a connection (on top of messaging/teams/permissions.py, which decides team
 access and roles):
     see it          its linking user; everyone in the team when it is shared; team admins
     link a new one  senders and above, in the current team

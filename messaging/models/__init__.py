@@ -4,6 +4,7 @@ teams       Role, Team, Membership, Invitation
 links       RingCentralConnection (a linked RingCentral user) and its SenderNumbers
 outbox      OutboundMessage and its Recipients, Attachments, SendAttempts and MessageEvents
 drafts      DraftAttachment: files on the compose page before their message exists
+files       StoredFile: what a draft and an attachment both record of a checked file (abstract)
 tracking    TrackingPace and WebhookSubscription (delivery reports)
 ratelimit   RateLimitBucket and RateLimitGrant (the database rate limiter's state)
 """

@@ -7,17 +7,18 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .files import StoredFile
 from .teams import Team
 
 
-class DraftAttachment(models.Model):
+class DraftAttachment(StoredFile):
     """A file attached on the compose page before its message exists.
 
     Created by the upload endpoint (or kept from a compose form that did not validate), already
-    checked and normalised by messaging/media.py. It belongs to one user in one team and is
+    checked and normalised by messaging/compose/media/. It belongs to one user in one team and is
     addressed by its random `key`, never by its id. Creating the message consumes it: the row is
     deleted and its stored file passes to the new Attachment rows. An unused draft expires at
-    `expires_at`; messaging/compose.py `purge_expired_drafts` deletes it and its files.
+    `expires_at`; messaging/compose/drafts.py `purge_expired_drafts` deletes it and its files.
     """
 
     key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -26,19 +27,9 @@ class DraftAttachment(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="draft_attachments"
     )
     file = models.FileField(max_length=200)
-    thumbnail = models.FileField(max_length=200, blank=True)
-    original_name = models.CharField(max_length=255)
-    content_type = models.CharField(max_length=100)
-    size = models.PositiveIntegerField()
-    sha256 = models.CharField(max_length=64)
     original_size = models.PositiveIntegerField()
-    original_content_type = models.CharField(max_length=100, blank=True)
-    was_converted = models.BooleanField(default=False)
-    metadata_removed = models.BooleanField(default=False)
     # A still raster image that may be scaled down to fit (not animated, not SVG).
     fittable = models.BooleanField(default=False)
-    width = models.PositiveIntegerField(null=True, blank=True)
-    height = models.PositiveIntegerField(null=True, blank=True)
     # What normalising did, in words for the compose page ("converted from HEIC to JPEG", …).
     notes = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

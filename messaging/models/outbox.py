@@ -7,12 +7,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .files import StoredFile
 from .links import RingCentralConnection, SenderNumber
 from .teams import Team
 
 
 class MessageStatus(models.TextChoices):
-    """The outbox state machine (messaging/outbox.py is the only code that moves a message):
+    """The outbox state machine (messaging/outbox/states.py is the only code that moves):
 
     queued ──claim──> sending ──accepted──> sent ──(poll/webhook)──> delivered
       │  ^               │                         ├──> delivery_failed / sending_failed
@@ -102,8 +103,8 @@ class OutboundMessage(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     error_reason = models.TextField(blank=True)
     error_fix = models.TextField(blank=True)
-    # Delivery tracking (messaging/tracking.py): when the message store is read next for a sent
-    # message (null: at once), how often it was read, and when last.
+    # Delivery tracking (messaging/tracking/polling.py): when the message store is read next for
+    # a sent message (null: at once), how often it was read, and when last.
     next_check_at = models.DateTimeField(null=True, blank=True)
     checks = models.PositiveIntegerField(default=0)
     last_checked_at = models.DateTimeField(null=True, blank=True)
@@ -204,38 +205,26 @@ def attachment_key(instance, filename):
     return f"attachments/{instance.message.team_id}/{uuid.uuid4().hex}"
 
 
-class Attachment(models.Model):
+class Attachment(StoredFile):
     """One file of a message, kept in the private default storage and served only through
-    messaging/views/attachments.py.
+    messaging/outbox/views/attachments.py.
 
     `file` names the stored bytes exactly as they are sent (`size`, `sha256`, `content_type`).
     One stored file may back several rows: a message sent separately to each recipient shares
-    its files (messaging/compose.py), so a stored file may be deleted only when no Attachment or
-    DraftAttachment names it any more. `original_name` is the sanitised name shown to people and
-    used as the multipart filename; `original_size` and `original_content_type` describe the
-    file as the user attached it, before conversion or fitting (null for older rows).
+    its files (messaging/compose/submission.py), so a stored file may be deleted only when no
+    Attachment or DraftAttachment names it any more. `original_size` and
+    `original_content_type` describe the file as the user attached it, before conversion or
+    fitting (`original_size` is null for older rows).
     """
 
     message = models.ForeignKey(
         OutboundMessage, on_delete=models.CASCADE, related_name="attachments"
     )
     file = models.FileField(upload_to=attachment_key, max_length=200)
-    original_name = models.CharField(max_length=255)
-    content_type = models.CharField(max_length=100)
-    size = models.PositiveIntegerField()
-    sha256 = models.CharField(max_length=64)
     position = models.PositiveSmallIntegerField(default=0)
     original_size = models.PositiveIntegerField(null=True, blank=True)
-    original_content_type = models.CharField(max_length=100, blank=True)
-    # HEIC/AVIF/BMP/TIFF turned into JPEG or PNG, or a photo re-encoded as JPEG to fit.
-    was_converted = models.BooleanField(default=False)
     # Scaled down and/or re-encoded so that all files fit RingCentral's size budget.
     was_resized = models.BooleanField(default=False)
-    # Location, camera and other metadata removed from an image.
-    metadata_removed = models.BooleanField(default=False)
-    width = models.PositiveIntegerField(null=True, blank=True)
-    height = models.PositiveIntegerField(null=True, blank=True)
-    thumbnail = models.FileField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["position", "id"]

@@ -12,7 +12,7 @@ from .links import RingCentralConnection
 class TrackingPace(models.Model):
     """When delivery tracking last read a connection's message store.
 
-    messaging/tracking.py paces reads that carry fewer than a full batch of messages by it
+    messaging/tracking/polling.py paces reads that carry fewer than a full batch of messages by it
     (compare-and-set on `last_read_at`), so a busy connection's reports are gathered into few
     requests.
     """
@@ -27,7 +27,8 @@ class TrackingPace(models.Model):
 
 
 class WebhookStatus(models.TextChoices):
-    """Our view of a connection's RingCentral subscription (messaging/tracking.py moves it).
+    """Our view of a connection's RingCentral subscription (messaging/tracking/subscriptions.py
+    moves it).
 
     pending ──created (handshake answered)──> active ──renewed──> active
        │                                        │ RingCentral says Blacklisted, or it is gone

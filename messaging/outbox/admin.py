@@ -13,7 +13,7 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from messaging.core.admin import ReadOnlyInline
+from messaging.core.admin import ActionsOnlyAdminMixin, ReadOnlyInline
 from messaging.links.admin import ConnectionListFilter
 from messaging.models import (
     Attachment,
@@ -188,8 +188,9 @@ def _refusals(counter: Counter) -> str:
 
 
 @admin.register(OutboundMessage)
-class OutboundMessageAdmin(admin.ModelAdmin):
-    """Every message of every team. Read-only; status changes only through the actions."""
+class OutboundMessageAdmin(ActionsOnlyAdminMixin, admin.ModelAdmin):
+    """Every message of every team. Read-only, for the history is evidence; status changes only
+    through the actions, which call the state machine."""
 
     date_hierarchy = "created_at"
     list_display = (
@@ -271,17 +272,6 @@ class OutboundMessageAdmin(admin.ModelAdmin):
             )
         )
 
-    def get_readonly_fields(self, request, obj=None):
-        # Everything: the history is evidence, and status belongs to the state machine.
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # Actions need the change permission on the list; a single message opens read-only.
-        return obj is None and super().has_change_permission(request)
-
     def has_delete_permission(self, request, obj=None):
         return False
 
@@ -316,8 +306,7 @@ class OutboundMessageAdmin(admin.ModelAdmin):
                 moved += 1
             else:
                 # Re-read: the status may have changed between the list and the transition.
-                status = OutboundMessage.objects.values_list("status", flat=True).get(pk=message.pk)
-                refused[MessageStatus(status).label] += 1
+                refused[MessageStatus(states.current_status(message.pk)).label] += 1
         if moved:
             self.message_user(request, f"{moved} message(s) {verb}.", messages.SUCCESS)
         if refused:

@@ -132,6 +132,11 @@ def _set(message_id: int, from_statuses, **fields) -> bool:
     )
 
 
+def current_status(message_id: int) -> str:
+    """The message's status as stored now, for a caller whose transition did not happen."""
+    return OutboundMessage.objects.values_list("status", flat=True).get(pk=message_id)
+
+
 def _finish_attempt(
     attempt: SendAttempt | None,
     outcome: str,
@@ -395,7 +400,7 @@ def reconcile(message: OutboundMessage, found: Accepted | None) -> str:
                 "attempt did reach RingCentral, so it is not sent again.",
             )
             return MessageStatus.SENT
-        return OutboundMessage.objects.values_list("status", flat=True).get(pk=message.pk)
+        return current_status(message.pk)
     if message.sending_since and timezone.now() - message.sending_since < _reconcile_grace():
         return MessageStatus.UNKNOWN
     if message.attempts >= max_attempts():
@@ -411,7 +416,7 @@ def reconcile(message: OutboundMessage, found: Accepted | None) -> str:
             ),
             from_statuses=[MessageStatus.UNKNOWN],
         )
-        return OutboundMessage.objects.values_list("status", flat=True).get(pk=message.pk)
+        return current_status(message.pk)
     if _set(
         message.pk,
         [MessageStatus.UNKNOWN],
@@ -427,7 +432,7 @@ def reconcile(message: OutboundMessage, found: Accepted | None) -> str:
         )
         _dispatch_later(message.pk)
         return MessageStatus.QUEUED
-    return OutboundMessage.objects.values_list("status", flat=True).get(pk=message.pk)
+    return current_status(message.pk)
 
 
 def sweep_stuck() -> int:
@@ -603,7 +608,7 @@ def apply_delivery_report(message: OutboundMessage, recipient_reports, *, at=Non
     with transaction.atomic():
         locked = _lock_tracked(message.pk)
         if locked is None:
-            return OutboundMessage.objects.values_list("status", flat=True).get(pk=message.pk)
+            return current_status(message.pk)
         recipients = list(locked.recipients.all())
         for recipient, report in _match_reports(recipients, recipient_reports):
             new = _RECIPIENT_STATUS_FROM_RC.get(report.rc_status)
@@ -628,7 +633,7 @@ def give_up_delivery(message: OutboundMessage, *, reason: str, fix: str, at=None
     with transaction.atomic():
         locked = _lock_tracked(message.pk)
         if locked is None:
-            return OutboundMessage.objects.values_list("status", flat=True).get(pk=message.pk)
+            return current_status(message.pk)
         recipients = list(locked.recipients.all())
         for recipient in [r for r in recipients if _is_waiting(r.status)]:
             fields = {
@@ -731,7 +736,7 @@ def _settle(locked: OutboundMessage, recipients, at) -> str:
         )
     lower = [s for s, rank in _MESSAGE_RANK.items() if rank < _MESSAGE_RANK[target]]
     if not _set(locked.pk, lower, **fields):
-        return OutboundMessage.objects.values_list("status", flat=True).get(pk=locked.pk)
+        return current_status(locked.pk)
     if len(recipients) > 1:
         record_event(locked.pk, target, _message_line(target, concerned, recipients), at=at)
     if target in UNDELIVERED_STATUSES and current not in UNDELIVERED_STATUSES:

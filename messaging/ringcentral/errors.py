@@ -9,11 +9,12 @@ flags and show two strings:
 
 A few conditions get their own subclass because callers act on them differently (`AuthExpired`
 triggers one refresh; `InvalidGrant` and `ConnectionBroken` mean "link RingCentral again";
-`RateLimited` carries `retry_after`). `from_response` is the single place that reads RingCentral's
-error JSON. What each answer means is written once, in `ERROR_TABLE`, keyed by `(status, code)`
-with a per-status fallback (`ANY_CODE`), so that the documentation can be generated from the same
-table. Its reasons and fixes are worded for sends, the answers users see; other endpoints get the
-same classes and flags.
+`RateLimited` carries `retry_after`); those that may pass derive from `Retryable`.
+`from_response` is the single place that reads RingCentral's error JSON. What each answer means
+is written once, in `ERROR_TABLE`, keyed by `(status, code)` with a per-status fallback
+(`ANY_CODE`), so that the documentation can be generated from the same table. Its reasons and
+fixes are worded for sends, the answers users see; other endpoints get the same classes and
+flags.
 
 Two more conditions arise on our side of a send and are typed here too: `MessageInvalid` (the
 message no longer passes the limits or its files changed; nothing was sent) and `OutcomeUnknown`
@@ -27,6 +28,7 @@ message text.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -35,6 +37,7 @@ from typing import Any
 from . import limits
 
 RECONNECT = "Reconnect RingCentral"
+LINK_AGAIN = f"{RECONNECT}: link the account again from the RingCentral page."
 
 # Without a Retry-After header RingCentral asks clients to wait at least this long after a 429.
 DEFAULT_RETRY_AFTER = 30.0
@@ -90,11 +93,17 @@ class RingCentralError(Exception):
         return f"{type(self).__name__}({self._summary()!r})"
 
 
-class AuthExpired(RingCentralError):
-    """RingCentral rejected the access token (401). One refresh and one retry may fix it."""
+class Retryable(RingCentralError):
+    """A failure that may pass: the same request may succeed later, and the portal repeats it."""
 
     retryable = True
     permanent = False
+    default_fix = "Nothing to do: the portal tries again shortly."
+
+
+class AuthExpired(Retryable):
+    """RingCentral rejected the access token (401). One refresh and one retry may fix it."""
+
     default_reason = "The RingCentral sign-in expired."
     default_fix = "Nothing to do: the portal renews it automatically."
 
@@ -107,14 +116,14 @@ class InvalidGrant(RingCentralError):
     """
 
     default_reason = "RingCentral no longer accepts this link."
-    default_fix = f"{RECONNECT}: link the account again from the RingCentral page."
+    default_fix = LINK_AGAIN
 
 
 class ConnectionBroken(RingCentralError):
     """The connection cannot be used until someone links RingCentral again."""
 
     default_reason = "The RingCentral link is broken."
-    default_fix = f"{RECONNECT}: link the account again from the RingCentral page."
+    default_fix = LINK_AGAIN
 
 
 class OAuthFailed(RingCentralError):
@@ -126,11 +135,9 @@ class OAuthFailed(RingCentralError):
     default_fix = "Ask the person who runs the portal to check its RingCentral app settings."
 
 
-class RateLimited(RingCentralError):
+class RateLimited(Retryable):
     """429: this RingCentral user sent too many requests of one kind; wait `retry_after` s."""
 
-    retryable = True
-    permanent = False
     default_reason = "RingCentral asked us to slow down."
     default_fix = "Nothing to do: the portal retries after the pause RingCentral asked for."
 
@@ -146,16 +153,13 @@ class NotFound(RingCentralError):
     default_reason = "RingCentral could not find what was asked for."
 
 
-class ServerError(RingCentralError):
+class ServerError(Retryable):
     """5xx: RingCentral's side failed; the same request may work later."""
 
-    retryable = True
-    permanent = False
     default_reason = "RingCentral is having trouble right now."
-    default_fix = "Nothing to do: the portal tries again shortly."
 
 
-class SendTooLate(RingCentralError):
+class SendTooLate(Retryable):
     """The worker reached the POST after its claim on the message had (nearly) run out.
 
     Nothing was sent. A worker that stalled that long (a frozen VM, a stopped process) may
@@ -163,13 +167,10 @@ class SendTooLate(RingCentralError):
     could deliver it twice, so this attempt stops and the outbox decides what comes next.
     """
 
-    retryable = True
-    permanent = False
     default_reason = "The send started too late and was stopped before reaching RingCentral."
-    default_fix = "Nothing to do: the portal tries again shortly."
 
 
-class NetworkError(RingCentralError):
+class NetworkError(Retryable):
     """No usable answer arrived (connection refused, timeout, reset).
 
     `request_sent` is False when the request certainly never reached RingCentral (connect
@@ -177,22 +178,19 @@ class NetworkError(RingCentralError):
     not repeat a side effect check it.
     """
 
-    retryable = True
-    permanent = False
     default_reason = "RingCentral could not be reached."
-    default_fix = "Nothing to do: the portal tries again shortly."
 
     def __init__(self, message: str = "", *, request_sent: bool | None = None, **kwargs) -> None:
         self.request_sent = request_sent
         super().__init__(message, **kwargs)
 
 
-class UnexpectedResponse(RingCentralError):
+class UnexpectedResponse(Retryable):
     """A 2xx answer whose body is not what the API promises."""
 
-    retryable = True
-    permanent = False
     default_reason = "RingCentral sent an answer the portal could not read."
+    # The same unreadable answer may well come back: say whom to ask if it keeps failing.
+    default_fix = RingCentralError.default_fix
 
 
 class MessageRejected(RingCentralError):
@@ -298,294 +296,6 @@ class Answer:
     fix: str
 
 
-# (HTTP status, RingCentral errorCode) -> Answer; (status, ANY_CODE) is the fallback for codes
-# not listed. Codes from RingCentral's API reference and developer guide; a few numbers changed
-# over the years, so both spellings are kept where the sources differ (MSG-337 / MSG-376).
-ERROR_TABLE: dict[tuple[int, str], Answer] = {
-    # 400: the request as sent is refused.
-    (400, "CMN-101"): Answer(
-        "rejected",
-        "A parameter value is invalid (often a number in the wrong format).",
-        "RingCentral refused a value in the message, usually a phone number it cannot use.",
-        "Check the sending number and every recipient, then send the message again.",
-    ),
-    (400, "CMN-103"): Answer(
-        "rejected",
-        "The JSON body cannot be parsed.",
-        "RingCentral could not read the request.",
-        _REPORT,
-    ),
-    (400, "CMN-104"): Answer(
-        "rejected",
-        "The request body cannot be parsed (multipart framing).",
-        "RingCentral could not read the request.",
-        _REPORT,
-    ),
-    (400, "CMN-406"): Answer(
-        "rejected",
-        "The same recipient appears twice in `to`.",
-        "The same recipient appears twice in the message.",
-        "Remove the repeated number and send the message again.",
-    ),
-    (400, "MSG-243"): Answer(
-        "rejected",
-        "The recipient's number is blocked.",
-        "RingCentral blocks messages to this recipient's number.",
-        "Remove the number, or ask your RingCentral administrator why it is blocked.",
-    ),
-    (400, "MSG-245"): Answer(
-        "rejected",
-        "`from` is not a number of the linked user.",
-        "The sending number is not one of yours at RingCentral.",
-        _PICK_NUMBER,
-    ),
-    (400, "MSG-246"): Answer(
-        "rejected",
-        "Sending from or to extension numbers is not available.",
-        "Texts cannot be sent to or from an extension number.",
-        "Use full phone numbers (with area code) for the sender and every recipient.",
-    ),
-    (400, "MSG-247"): Answer(
-        "rejected",
-        "Short-code recipients are not available.",
-        "RingCentral does not send texts to short codes.",
-        "Send to full phone numbers only.",
-    ),
-    (400, "MSG-337"): Answer(
-        "rejected",
-        "The attachments exceed the size limit.",
-        f"The files are larger than RingCentral accepts in one message ({_FILES} in total).",
-        "Remove or shrink files, then send the message again.",
-    ),
-    (400, "MSG-338"): Answer(
-        "rejected",
-        "The message exceeds the size limit.",
-        f"The text is longer than RingCentral accepts ({limits.MAX_TEXT_UNITS:,} characters; "
-        "emoji count as 2).",
-        "Shorten the text or split it into two messages.",
-    ),
-    (400, "MSG-347"): Answer(
-        "rejected",
-        "An attachment is empty.",
-        "One of the files is empty.",
-        "Attach the file again, or remove it.",
-    ),
-    (400, "MSG-350"): Answer(
-        "rejected",
-        "An attachment part has no Content-Disposition.",
-        "RingCentral could not read one of the files.",
-        _REPORT,
-    ),
-    (400, "MSG-351"): Answer(
-        "rejected",
-        "An attachment part has no file name.",
-        "RingCentral could not read one of the files.",
-        _REPORT,
-    ),
-    (400, "MSG-365"): Answer(
-        "rejected",
-        "`country.id` and `country.isoCode` were both given.",
-        "RingCentral refused the country of the message.",
-        _REPORT,
-    ),
-    (400, "MSG-376"): Answer(
-        "rejected",
-        "The attachments exceed the size limit (older code).",
-        f"The files are larger than RingCentral accepts in one message ({_FILES} in total).",
-        "Remove or shrink files, then send the message again.",
-    ),
-    (400, "MSG-379"): Answer(
-        "rejected",
-        "Too many attachments.",
-        f"The message has more files than RingCentral accepts ({limits.MAX_ATTACHMENTS}).",
-        "Remove files, or send them in two messages.",
-    ),
-    (400, "MSG-381"): Answer(
-        "rejected",
-        "Too many recipients for a group message.",
-        f"A group message reaches at most {limits.MAX_GROUP_RECIPIENTS} recipients.",
-        "Remove recipients, or send to them separately.",
-    ),
-    (400, ANY_CODE): Answer(
-        "rejected",
-        "Any other invalid request.",
-        "RingCentral refused the request as sent.",
-        "Check the numbers, the text and the files, then try again; if it keeps failing, tell "
-        "the person who runs the portal.",
-    ),
-    # 401: the access token was refused; the client refreshes once and repeats the request.
-    (401, "OAU-128"): Answer(
-        "auth", "The access token expired.", AuthExpired.default_reason, AuthExpired.default_fix
-    ),
-    (401, "OAU-129"): Answer(
-        "auth",
-        "The access token is corrupted.",
-        AuthExpired.default_reason,
-        AuthExpired.default_fix,
-    ),
-    (401, "OAU-149"): Answer(
-        "auth",
-        "The access token cannot be parsed.",
-        AuthExpired.default_reason,
-        AuthExpired.default_fix,
-    ),
-    (401, "OAU-213"): Answer(
-        "auth",
-        "The access token is unknown (revoked or replaced).",
-        AuthExpired.default_reason,
-        AuthExpired.default_fix,
-    ),
-    (401, ANY_CODE): Answer(
-        "auth", "Authentication failed.", AuthExpired.default_reason, AuthExpired.default_fix
-    ),
-    # 403: a feature or permission is missing for this user, number or account.
-    (403, "MSG-240"): Answer(
-        "permission",
-        "International SMS is not available, or the recipient is not a US number.",
-        "RingCentral does not send texts from this number to recipients outside the US.",
-        "Remove the number, or ask your RingCentral administrator to enable international "
-        "texting for the sending number.",
-    ),
-    (403, "MSG-241"): Answer(
-        "permission",
-        "SMS cannot be sent from a fax number.",
-        "The sending number is a fax number; RingCentral sends no texts from it.",
-        _PICK_NUMBER,
-    ),
-    (403, "MSG-242"): Answer(
-        "permission",
-        "The feature (SMS or MMS) is not available from this number.",
-        "Texting (or sending files) is not available from this number at RingCentral — "
-        "toll-free numbers, for instance, send no files.",
-        "Pick a number that can send this message, or remove the files; "
-        "or ask your RingCentral administrator to enable it and re-sync numbers.",
-    ),
-    (403, "MSG-304"): Answer(
-        "permission",
-        "The number does not belong to the extension.",
-        "The sending number is not one of yours at RingCentral.",
-        _PICK_NUMBER,
-    ),
-    (403, "MSG-314"): Answer(
-        "permission",
-        "The extension is of a type that cannot send SMS.",
-        "The linked RingCentral user is of a kind that cannot send texts.",
-        "Link a RingCentral user that has a phone line.",
-    ),
-    (403, "MSG-367"): Answer(
-        "permission",
-        "The `from` number does not support SMS.",
-        "The sending number cannot send texts at RingCentral (no SMS feature; it may be "
-        "toll-free or not registered for texting).",
-        "Pick another number, or ask your RingCentral administrator to enable texting on it "
-        "and re-sync numbers.",
-    ),
-    (403, "MSG-383"): Answer(
-        "permission",
-        "International MMS is not available.",
-        "RingCentral does not send files to recipients outside the US and Canada.",
-        "Remove the files, or the recipients abroad.",
-    ),
-    (403, "MSG-384"): Answer(
-        "permission",
-        "The account's messaging limits are exceeded.",
-        "Your RingCentral account has reached its texting limit for now (daily or monthly).",
-        "Send it again once the limit resets, or ask your RingCentral administrator to raise it.",
-    ),
-    (403, "MSG-388"): Answer(
-        "permission",
-        "The destination is prohibited.",
-        "RingCentral does not allow texts to this destination.",
-        "Remove the number.",
-    ),
-    (403, "BIL-103"): Answer(
-        "permission",
-        "The MMS feature is not available for the account.",
-        "Your RingCentral account cannot send files (MMS).",
-        "Remove the files, or ask your RingCentral administrator to enable MMS.",
-    ),
-    (403, "CMN-401"): Answer(
-        "permission",
-        "The app lacks the `SMS` permission.",
-        "This portal's RingCentral app is not allowed to send texts (it lacks the SMS permission).",
-        f"Ask your RingCentral administrator to grant the app the SMS permission, then "
-        f"{RECONNECT.lower()}.",
-    ),
-    (403, "CMN-408"): Answer(
-        "permission",
-        "The user lacks the `OutboundSMS` permission.",
-        "The linked RingCentral user is not allowed to send texts.",
-        "Ask your RingCentral administrator to give this user the permission to send SMS.",
-    ),
-    (403, ANY_CODE): Answer(
-        "permission",
-        "Any other missing feature or permission.",
-        PermissionMissing.default_reason,
-        PermissionMissing.default_fix,
-    ),
-    (404, ANY_CODE): Answer(
-        "not_found",
-        "The resource does not exist.",
-        NotFound.default_reason,
-        RingCentralError.default_fix,
-    ),
-    (409, ANY_CODE): Answer(
-        "rejected",
-        "Conflict with the resource's state.",
-        "RingCentral refused the request.",
-        RingCentralError.default_fix,
-    ),
-    (413, ANY_CODE): Answer(
-        "rejected",
-        "The request body is too large.",
-        f"The message is larger than RingCentral accepts ({_FILES} of files in total).",
-        "Remove or shrink files, then send the message again.",
-    ),
-    (415, "MSG-348"): Answer(
-        "rejected",
-        "An attachment's media type is not supported.",
-        "RingCentral does not accept the type of one of the files.",
-        f"Remove it or convert it to a supported type: {limits.supported_summary()}.",
-    ),
-    (415, ANY_CODE): Answer(
-        "rejected",
-        "The request's content type is not supported.",
-        "RingCentral could not read the request.",
-        _REPORT,
-    ),
-    # 429: over a rate limit; RingCentral says how long to wait (30 s when it does not).
-    **{
-        (429, code): Answer(
-            "rate_limited", meaning, RateLimited.default_reason, RateLimited.default_fix
-        )
-        for code, meaning in (
-            ("CMN-301", "Request rate exceeded (user level)."),
-            ("CMN-302", "Request rate exceeded."),
-            ("CMN-303", "Request rate exceeded."),
-            ("CMN-304", "A duplicate request is already running."),
-            ("CMN-310", "Global rate limit exceeded."),
-            ("MSG-305", "Message rate exceeded."),
-            (ANY_CODE, "Any other rate limit."),
-        )
-    },
-    # 5xx: RingCentral's side; the same request may work later.
-    (503, "MSG-290"): Answer(
-        "server",
-        "Sending failed; try later.",
-        "RingCentral could not send the message just now.",
-        ServerError.default_fix,
-    ),
-    **{
-        (status, ANY_CODE): Answer(
-            "server",
-            "RingCentral's side failed.",
-            ServerError.default_reason,
-            ServerError.default_fix,
-        )
-        for status in (500, 502, 503, 504)
-    },
-}
-
 KIND_CLASSES: dict[str, type[RingCentralError]] = {
     "rejected": MessageRejected,
     "permission": PermissionMissing,
@@ -593,6 +303,296 @@ KIND_CLASSES: dict[str, type[RingCentralError]] = {
     "rate_limited": RateLimited,
     "server": ServerError,
     "not_found": NotFound,
+}
+
+
+def _answers(
+    status: int, kind: str, rows: Iterable[tuple[str, ...]]
+) -> dict[tuple[int, str], Answer]:
+    """The table's entries for one status, whose answers are all of one kind.
+
+    A row is `(code, meaning, reason, fix)`, or `(code, meaning)` where the user is told what
+    the kind's exception class says by default.
+    """
+    error = KIND_CLASSES[kind]
+    entries = {}
+    for code, meaning, *words in rows:
+        reason, fix = words or (error.default_reason, error.default_fix)
+        entries[status, code] = Answer(kind, meaning, reason, fix)
+    return entries
+
+
+# 400: the request as sent is refused.
+_BAD_REQUEST = (
+    (
+        "CMN-101",
+        "A parameter value is invalid (often a number in the wrong format).",
+        "RingCentral refused a value in the message, usually a phone number it cannot use.",
+        "Check the sending number and every recipient, then send the message again.",
+    ),
+    (
+        "CMN-103",
+        "The JSON body cannot be parsed.",
+        "RingCentral could not read the request.",
+        _REPORT,
+    ),
+    (
+        "CMN-104",
+        "The request body cannot be parsed (multipart framing).",
+        "RingCentral could not read the request.",
+        _REPORT,
+    ),
+    (
+        "CMN-406",
+        "The same recipient appears twice in `to`.",
+        "The same recipient appears twice in the message.",
+        "Remove the repeated number and send the message again.",
+    ),
+    (
+        "MSG-243",
+        "The recipient's number is blocked.",
+        "RingCentral blocks messages to this recipient's number.",
+        "Remove the number, or ask your RingCentral administrator why it is blocked.",
+    ),
+    (
+        "MSG-245",
+        "`from` is not a number of the linked user.",
+        "The sending number is not one of yours at RingCentral.",
+        _PICK_NUMBER,
+    ),
+    (
+        "MSG-246",
+        "Sending from or to extension numbers is not available.",
+        "Texts cannot be sent to or from an extension number.",
+        "Use full phone numbers (with area code) for the sender and every recipient.",
+    ),
+    (
+        "MSG-247",
+        "Short-code recipients are not available.",
+        "RingCentral does not send texts to short codes.",
+        "Send to full phone numbers only.",
+    ),
+    (
+        "MSG-337",
+        "The attachments exceed the size limit.",
+        f"The files are larger than RingCentral accepts in one message ({_FILES} in total).",
+        "Remove or shrink files, then send the message again.",
+    ),
+    (
+        "MSG-338",
+        "The message exceeds the size limit.",
+        f"The text is longer than RingCentral accepts ({limits.MAX_TEXT_UNITS:,} characters; "
+        "emoji count as 2).",
+        "Shorten the text or split it into two messages.",
+    ),
+    (
+        "MSG-347",
+        "An attachment is empty.",
+        "One of the files is empty.",
+        "Attach the file again, or remove it.",
+    ),
+    (
+        "MSG-350",
+        "An attachment part has no Content-Disposition.",
+        "RingCentral could not read one of the files.",
+        _REPORT,
+    ),
+    (
+        "MSG-351",
+        "An attachment part has no file name.",
+        "RingCentral could not read one of the files.",
+        _REPORT,
+    ),
+    (
+        "MSG-365",
+        "`country.id` and `country.isoCode` were both given.",
+        "RingCentral refused the country of the message.",
+        _REPORT,
+    ),
+    (
+        "MSG-376",
+        "The attachments exceed the size limit (older code).",
+        f"The files are larger than RingCentral accepts in one message ({_FILES} in total).",
+        "Remove or shrink files, then send the message again.",
+    ),
+    (
+        "MSG-379",
+        "Too many attachments.",
+        f"The message has more files than RingCentral accepts ({limits.MAX_ATTACHMENTS}).",
+        "Remove files, or send them in two messages.",
+    ),
+    (
+        "MSG-381",
+        "Too many recipients for a group message.",
+        f"A group message reaches at most {limits.MAX_GROUP_RECIPIENTS} recipients.",
+        "Remove recipients, or send to them separately.",
+    ),
+    (
+        ANY_CODE,
+        "Any other invalid request.",
+        "RingCentral refused the request as sent.",
+        "Check the numbers, the text and the files, then try again; if it keeps failing, tell "
+        "the person who runs the portal.",
+    ),
+)
+# 401: the access token was refused; the client refreshes once and repeats the request.
+_UNAUTHORIZED = (
+    ("OAU-128", "The access token expired."),
+    ("OAU-129", "The access token is corrupted."),
+    ("OAU-149", "The access token cannot be parsed."),
+    ("OAU-213", "The access token is unknown (revoked or replaced)."),
+    (ANY_CODE, "Authentication failed."),
+)
+# 403: a feature or permission is missing for this user, number or account.
+_FORBIDDEN = (
+    (
+        "MSG-240",
+        "International SMS is not available, or the recipient is not a US number.",
+        "RingCentral does not send texts from this number to recipients outside the US.",
+        "Remove the number, or ask your RingCentral administrator to enable international "
+        "texting for the sending number.",
+    ),
+    (
+        "MSG-241",
+        "SMS cannot be sent from a fax number.",
+        "The sending number is a fax number; RingCentral sends no texts from it.",
+        _PICK_NUMBER,
+    ),
+    (
+        "MSG-242",
+        "The feature (SMS or MMS) is not available from this number.",
+        "Texting (or sending files) is not available from this number at RingCentral — "
+        "toll-free numbers, for instance, send no files.",
+        "Pick a number that can send this message, or remove the files; "
+        "or ask your RingCentral administrator to enable it and re-sync numbers.",
+    ),
+    (
+        "MSG-304",
+        "The number does not belong to the extension.",
+        "The sending number is not one of yours at RingCentral.",
+        _PICK_NUMBER,
+    ),
+    (
+        "MSG-314",
+        "The extension is of a type that cannot send SMS.",
+        "The linked RingCentral user is of a kind that cannot send texts.",
+        "Link a RingCentral user that has a phone line.",
+    ),
+    (
+        "MSG-367",
+        "The `from` number does not support SMS.",
+        "The sending number cannot send texts at RingCentral (no SMS feature; it may be "
+        "toll-free or not registered for texting).",
+        "Pick another number, or ask your RingCentral administrator to enable texting on it "
+        "and re-sync numbers.",
+    ),
+    (
+        "MSG-383",
+        "International MMS is not available.",
+        "RingCentral does not send files to recipients outside the US and Canada.",
+        "Remove the files, or the recipients abroad.",
+    ),
+    (
+        "MSG-384",
+        "The account's messaging limits are exceeded.",
+        "Your RingCentral account has reached its texting limit for now (daily or monthly).",
+        "Send it again once the limit resets, or ask your RingCentral administrator to raise it.",
+    ),
+    (
+        "MSG-388",
+        "The destination is prohibited.",
+        "RingCentral does not allow texts to this destination.",
+        "Remove the number.",
+    ),
+    (
+        "BIL-103",
+        "The MMS feature is not available for the account.",
+        "Your RingCentral account cannot send files (MMS).",
+        "Remove the files, or ask your RingCentral administrator to enable MMS.",
+    ),
+    (
+        "CMN-401",
+        "The app lacks the `SMS` permission.",
+        "This portal's RingCentral app is not allowed to send texts (it lacks the SMS permission).",
+        f"Ask your RingCentral administrator to grant the app the SMS permission, then "
+        f"{RECONNECT.lower()}.",
+    ),
+    (
+        "CMN-408",
+        "The user lacks the `OutboundSMS` permission.",
+        "The linked RingCentral user is not allowed to send texts.",
+        "Ask your RingCentral administrator to give this user the permission to send SMS.",
+    ),
+    (ANY_CODE, "Any other missing feature or permission."),
+)
+_CONFLICT = (
+    (
+        ANY_CODE,
+        "Conflict with the resource's state.",
+        "RingCentral refused the request.",
+        RingCentralError.default_fix,
+    ),
+)
+_CONTENT_TOO_LARGE = (
+    (
+        ANY_CODE,
+        "The request body is too large.",
+        f"The message is larger than RingCentral accepts ({_FILES} of files in total).",
+        "Remove or shrink files, then send the message again.",
+    ),
+)
+_UNSUPPORTED_MEDIA_TYPE = (
+    (
+        "MSG-348",
+        "An attachment's media type is not supported.",
+        "RingCentral does not accept the type of one of the files.",
+        f"Remove it or convert it to a supported type: {limits.supported_summary()}.",
+    ),
+    (
+        ANY_CODE,
+        "The request's content type is not supported.",
+        "RingCentral could not read the request.",
+        _REPORT,
+    ),
+)
+# 429: over a rate limit; RingCentral says how long to wait (30 s when it does not).
+_TOO_MANY_REQUESTS = (
+    ("CMN-301", "Request rate exceeded (user level)."),
+    ("CMN-302", "Request rate exceeded."),
+    ("CMN-303", "Request rate exceeded."),
+    ("CMN-304", "A duplicate request is already running."),
+    ("CMN-310", "Global rate limit exceeded."),
+    ("MSG-305", "Message rate exceeded."),
+    (ANY_CODE, "Any other rate limit."),
+)
+# 5xx: RingCentral's side; the same request may work later.
+_SERVICE_UNAVAILABLE = (
+    (
+        "MSG-290",
+        "Sending failed; try later.",
+        "RingCentral could not send the message just now.",
+        ServerError.default_fix,
+    ),
+)
+_SERVER_FAILED = ((ANY_CODE, "RingCentral's side failed."),)
+
+# (HTTP status, RingCentral errorCode) -> Answer; (status, ANY_CODE) is the fallback for codes
+# not listed. Codes from RingCentral's API reference and developer guide; a few numbers changed
+# over the years, so both spellings are kept where the sources differ (MSG-337 / MSG-376).
+ERROR_TABLE: dict[tuple[int, str], Answer] = {
+    **_answers(400, "rejected", _BAD_REQUEST),
+    **_answers(401, "auth", _UNAUTHORIZED),
+    **_answers(403, "permission", _FORBIDDEN),
+    **_answers(404, "not_found", [(ANY_CODE, "The resource does not exist.")]),
+    **_answers(409, "rejected", _CONFLICT),
+    **_answers(413, "rejected", _CONTENT_TOO_LARGE),
+    **_answers(415, "rejected", _UNSUPPORTED_MEDIA_TYPE),
+    **_answers(429, "rate_limited", _TOO_MANY_REQUESTS),
+    **_answers(503, "server", _SERVICE_UNAVAILABLE),
+    **_answers(500, "server", _SERVER_FAILED),
+    **_answers(502, "server", _SERVER_FAILED),
+    **_answers(503, "server", _SERVER_FAILED),
+    **_answers(504, "server", _SERVER_FAILED),
 }
 
 

@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils import timezone
 
+from messaging.core.admin import ActionsOnlyAdminMixin
 from messaging.models import Invitation, Membership, Team
 from messaging.teams import invitations
 
@@ -40,7 +41,7 @@ class TeamAdmin(admin.ModelAdmin):
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
     """Role changes here are checked by the database (one owner per team) but not by the team
-    rules of messaging/teams.py; prefer the team page for everyday changes."""
+    rules of messaging/teams/actions.py; prefer the team page for everyday changes."""
 
     list_display = ("user", "team", "role", "joined_at", "last_selected_at")
     list_filter = ("role",)
@@ -51,7 +52,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(ActionsOnlyAdminMixin, admin.ModelAdmin):
     """Invitations are created and emailed from the team page (they carry a signed link);
     the console lists them and can withdraw pending ones."""
 
@@ -60,15 +61,6 @@ class InvitationAdmin(admin.ModelAdmin):
     list_select_related = ("team", "invited_by")
     search_fields = ("email", "team__name")
     actions = ("revoke_pending",)
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return obj is None and super().has_change_permission(request)
 
     @admin.display(description="State")
     def state(self, obj):

@@ -9,7 +9,7 @@
  *  - the server's own verdict on the fields comes from the check endpoint while the user types,
  *    so the messages shown here are the ones the server would give on submit.
  *
- * Limits come from messaging/limits.py through the #mms-limits JSON; none is written here.
+ * Limits come from messaging/ringcentral/limits.py through the #mms-limits JSON; none is written here.
  * Messages computed locally (text length, file count and size) use limits.py's wording.
  */
 (function () {
@@ -50,7 +50,7 @@
   var checkTimer = null;
   var nextKey = 1;
 
-  // --- Formatting, as messaging/limits.py does it ---------------------------------------------
+  // --- Formatting, as messaging/ringcentral/limits.py does it ---------------------------------------------
 
   function grouped(n) {
     return Number(n).toLocaleString("en-US");
@@ -76,7 +76,7 @@
   }
 
   // Megabytes with two decimals, halves rounded up, in integers: the page rendered without
-  // this script writes the same figure (messaging/views/compose.py, _meter).
+  // this script writes the same figure (messaging/compose/views.py, _meter).
   function megabytes(bytes) {
     var hundredths = Math.floor((bytes + LIMITS.bytesPerMB / 200) / (LIMITS.bytesPerMB / 100));
     var rest = hundredths % 100;

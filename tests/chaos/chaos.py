@@ -16,7 +16,7 @@ What a run does:
    exchange. Then starts `celery beat` and two `celery worker` processes on
    tests/chaos/settings.py (the safety nets every few seconds), with a 2 s read timeout, a 15 s
    sending lease and an 8 s reconcile grace given through the environment.
-3. For S seconds, creates N messages through messaging/compose.py as the members would: SMS,
+3. For S seconds, creates N messages through messaging/compose/ as the members would: SMS,
    MMS with files, group messages to 2-5 recipients, a few to numbers the carrier refuses; a
    few are canceled a moment later, racing the workers. Each text carries a marker `[chaos #i]`.
    Meanwhile a chaos thread, on a seeded random timetable, injects 503 and 500 bursts, stalls

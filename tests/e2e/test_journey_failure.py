@@ -25,7 +25,7 @@ from tests.conftest import make_user
 pytestmark = pytest.mark.e2e
 
 # A send is answered within a second or two; a delivery report is read about 10 s after the
-# send (messaging/tracking.py's first check) and the page asks for news every 4 s.
+# send (messaging/tracking/polling.py's first check) and the page asks for news every 4 s.
 WAIT = 40_000
 
 

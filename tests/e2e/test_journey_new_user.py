@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 EMAIL = "nora@example.com"
 # The emulator reports delivery 3 s after a send; the first delivery check follows 10 s after
-# acceptance (messaging/tracking.py), and the page asks for news every 4 s.
+# acceptance (messaging/tracking/polling.py), and the page asks for news every 4 s.
 DELIVERY_WAIT = 40_000
 
 

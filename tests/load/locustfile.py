@@ -36,7 +36,7 @@ SEARCHES = ("appointment", "invoice", "Tuesday", "555 01", "(650) 555-1", "refil
 MESSAGE_LINK = re.compile(r'href="/messages/(\d+)/"')
 OLDER_LINK = re.compile(r'href="(\?[^"]*after=[^"]*)" rel="next"')
 CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
-# The live status endpoint takes at most this many ids (views/outbox.py, MAX_STATUS_IDS).
+# The live status endpoint takes at most this many ids (outbox/views/messages.py, MAX_STATUS_IDS).
 STATUS_BATCH = 50
 
 

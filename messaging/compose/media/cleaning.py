@@ -152,21 +152,18 @@ def _ingest_image(name: str, data: bytes, sniffed: Sniffed, strip_metadata: bool
                 notes.append("turned upright")
             if metadata_removed:
                 notes.append("location and camera details removed")
-            result = MediaFile.from_bytes(
-                with_extension(name, target),
+            return _image_file(
+                name,
                 target,
                 out,
-                original_size=len(data),
-                original_content_type=sniffed.mime,
-                width=width,
-                height=height,
+                data,
+                sniffed,
+                (width, height),
+                notes,
                 fittable=True,
                 was_converted=True,
                 metadata_removed=metadata_removed,
-                notes=notes,
             )
-            result.thumbnail = thumbnail(out)
-            return result
         rebuilt, removed, trailing = _REBUILDERS[sniffed.mime](data)
         if orientation != 1 and not animated:
             _load(image, sniffed.label)
@@ -191,17 +188,41 @@ def _ingest_image(name: str, data: bytes, sniffed: Sniffed, strip_metadata: bool
             checked.draft("RGB", (max(1, width // 8), max(1, height // 8)))
         _load(checked, sniffed.label)
         fittable = not _is_animated(checked)
-    result = MediaFile.from_bytes(
-        with_extension(name, sniffed.mime),
+    return _image_file(
+        name,
         sniffed.mime,
+        out,
+        data,
+        sniffed,
+        (width, height),
+        notes,
+        fittable=fittable,
+        metadata_removed=bool(removed and strip_metadata) or bool(trailing),
+    )
+
+
+def _image_file(
+    name: str,
+    mime: str,
+    out: bytes,
+    data: bytes,
+    sniffed: Sniffed,
+    dimensions: tuple[int, int],
+    notes: list[str],
+    **facts,
+) -> MediaFile:
+    """The image ``out`` that ingesting ``data`` made, as a MediaFile with its preview."""
+    width, height = dimensions
+    result = MediaFile.from_bytes(
+        with_extension(name, mime),
+        mime,
         out,
         original_size=len(data),
         original_content_type=sniffed.mime,
         width=width,
         height=height,
-        fittable=fittable,
-        metadata_removed=bool(removed and strip_metadata) or bool(trailing),
         notes=notes,
+        **facts,
     )
     result.thumbnail = thumbnail(out)
     return result

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from messaging.ringcentral import limits
 
@@ -129,11 +130,24 @@ class MediaFile:
     @classmethod
     def from_bytes(cls, name: str, content_type: str, data: bytes, **extra) -> MediaFile:
         extra.setdefault("original_size", len(data))
-        return cls(
+        return cls(name=name, content_type=content_type, **_described(data), **extra)
+
+    def with_bytes(self, name: str, content_type: str, data: bytes, **changes) -> MediaFile:
+        """This file made of other bytes (a re-encode), with ``changes`` to what it records.
+
+        The bytes are no longer the stored ones, so the stored name no longer applies.
+        """
+        return replace(
+            self,
             name=name,
             content_type=content_type,
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            _data=data,
-            **extra,
+            stored_name=None,
+            loader=None,
+            **_described(data),
+            **changes,
         )
+
+
+def _described(data: bytes) -> dict[str, Any]:
+    """What a MediaFile records of its bytes: the bytes, their size and their hash."""
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "_data": data}

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 
 from PIL import Image
 
@@ -145,21 +143,16 @@ def shrink(file: MediaFile, target: int) -> MediaFile:
     converted = mime != file.content_type
     if converted:
         notes.append(f"converted to {_label(mime)}")
-    return replace(
-        file,
-        name=with_extension(file.name, mime),
-        content_type=mime,
-        size=len(out),
-        sha256=hashlib.sha256(out).hexdigest(),
+    return file.with_bytes(
+        with_extension(file.name, mime),
+        mime,
+        out,
         width=dims[0],
         height=dims[1],
         was_converted=file.was_converted or converted,
         was_resized=True,
         metadata_removed=True,
         notes=notes,
-        stored_name=None,
-        loader=None,
-        _data=out,
     )
 
 

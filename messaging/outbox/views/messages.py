@@ -386,9 +386,7 @@ def _message_for_action(request, pk):
 
 def _status_now(message) -> MessageStatus:
     # The transition lost the race or was not allowed: say what the message is now.
-    return MessageStatus(
-        OutboundMessage.objects.values_list("status", flat=True).get(pk=message.pk)
-    )
+    return MessageStatus(states.current_status(message.pk))
 
 
 @login_required

@@ -16,6 +16,12 @@ RATE_LIMIT_GROUPS = ("Light", "Medium", "Heavy", "Auth")
 OUTCOMES = ("delivered", "delivery_failed", "sending_failed", "no_receipt")
 
 
+def require_one_of(name: str, value: object, choices: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` naming ``name`` and the choices unless ``value`` is one of them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}")
+
+
 def _default_rate_limits() -> dict[str, int]:
     return {"Light": 50, "Medium": 40, "Heavy": 10, "Auth": 5}
 
@@ -75,8 +81,7 @@ class EmulatorConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` when the combination of values cannot be emulated."""
-        if self.default_outcome not in OUTCOMES:
-            raise ValueError(f"default_outcome must be one of {OUTCOMES}")
+        require_one_of("default_outcome", self.default_outcome, OUTCOMES)
         if self.sent_after < 0 or self.delivered_after < self.sent_after:
             raise ValueError("need 0 <= sent_after <= delivered_after")
         unknown = set(self.rate_limits) - set(RATE_LIMIT_GROUPS)

@@ -40,6 +40,49 @@ DEMO_RECIPIENT_OPTED_OUT = "+16505550198"  # SendingFailed, SMS-RC-413 (texted S
 DEMO_RECIPIENT_LANDLINE = "+16505550197"  # DeliveryFailed, SMS-CAR-411
 DEMO_RECIPIENT_NO_RECEIPT = "+16505550196"  # stays Sent: the carrier never confirms
 
+# Each user's phone numbers, in the form ``Emulator.add_extension`` takes.
+_OFFICE_NUMBERS = (
+    {
+        "phone_number": DEMO_NUMBER_SMS_MMS,
+        "features": ["SmsSender", "MmsSender", "CallerId"],
+        "label": "Main line",
+        "primary": True,
+        "location": "Palo Alto, CA",
+    },
+    {
+        "phone_number": DEMO_NUMBER_SMS_ONLY,
+        "features": ["SmsSender", "CallerId"],
+        "label": "Text only",
+        "location": "Palo Alto, CA",
+    },
+    {
+        "phone_number": DEMO_NUMBER_TOLL_FREE,
+        "features": ["SmsSender", "CallerId"],
+        "payment_type": "TollFree",
+        "label": "Toll-free",
+    },
+    {
+        "phone_number": DEMO_NUMBER_FAX,
+        "features": [],
+        "type": "FaxOnly",
+        "label": "Fax",
+    },
+    {
+        "phone_number": DEMO_NUMBER_NO_FEATURES,
+        "features": [],
+        "type": "VoiceOnly",
+        "label": "Front desk (voice)",
+    },
+)
+_SECOND_NUMBERS = (
+    {
+        "phone_number": DEMO_NUMBER_SECOND_USER,
+        "features": ["SmsSender", "MmsSender", "CallerId"],
+        "label": "Ada's line",
+        "location": "Palo Alto, CA",
+    },
+)
+
 
 @dataclass(frozen=True)
 class DemoWorld:
@@ -58,57 +101,10 @@ def seed_demo(
     app = emu.register_app(client_id, client_secret, redirect_uris, name="mmsportal (demo)")
     account = emu.add_account(company=DEMO_COMPANY, main_number=DEMO_NUMBER_SMS_MMS)
     office = emu.add_extension(
-        name=DEMO_OFFICE_NAME,
-        email=DEMO_OFFICE_EMAIL,
-        account_id=account.id,
-        extension_number="101",
-        numbers=[
-            {
-                "phone_number": DEMO_NUMBER_SMS_MMS,
-                "features": ["SmsSender", "MmsSender", "CallerId"],
-                "label": "Main line",
-                "primary": True,
-                "location": "Palo Alto, CA",
-            },
-            {
-                "phone_number": DEMO_NUMBER_SMS_ONLY,
-                "features": ["SmsSender", "CallerId"],
-                "label": "Text only",
-                "location": "Palo Alto, CA",
-            },
-            {
-                "phone_number": DEMO_NUMBER_TOLL_FREE,
-                "features": ["SmsSender", "CallerId"],
-                "payment_type": "TollFree",
-                "label": "Toll-free",
-            },
-            {
-                "phone_number": DEMO_NUMBER_FAX,
-                "features": [],
-                "type": "FaxOnly",
-                "label": "Fax",
-            },
-            {
-                "phone_number": DEMO_NUMBER_NO_FEATURES,
-                "features": [],
-                "type": "VoiceOnly",
-                "label": "Front desk (voice)",
-            },
-        ],
+        DEMO_OFFICE_NAME, DEMO_OFFICE_EMAIL, _OFFICE_NUMBERS, account.id, extension_number="101"
     )
     second = emu.add_extension(
-        name=DEMO_SECOND_NAME,
-        email=DEMO_SECOND_EMAIL,
-        account_id=account.id,
-        extension_number="102",
-        numbers=[
-            {
-                "phone_number": DEMO_NUMBER_SECOND_USER,
-                "features": ["SmsSender", "MmsSender", "CallerId"],
-                "label": "Ada's line",
-                "location": "Palo Alto, CA",
-            }
-        ],
+        DEMO_SECOND_NAME, DEMO_SECOND_EMAIL, _SECOND_NUMBERS, account.id, extension_number="102"
     )
     emu.set_recipient_behaviour(DEMO_RECIPIENT_DELIVERED, outcome="delivered")
     emu.set_recipient_behaviour(

@@ -17,20 +17,14 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .multipart import header_value
+
 REDACTED = "[redacted]"
 
 # Form fields whose values are credentials; the journal keeps the name, never the value.
 SECRET_FORM_FIELDS = frozenset(
     {"code", "code_verifier", "refresh_token", "client_secret", "client_assertion", "token"}
 )
-
-
-def _lookup(headers: dict[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
 
 
 def redact_headers(pairs: list[tuple[str, str]]) -> dict[str, str]:
@@ -60,7 +54,7 @@ class PartRecord:
     sha256: str
 
     def header(self, name: str) -> str | None:
-        return _lookup(self.headers, name)
+        return header_value(self.headers.items(), name)
 
 
 @dataclass(frozen=True)
@@ -87,7 +81,7 @@ class JournalEntry:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def header(self, name: str) -> str | None:
-        return _lookup(self.headers, name)
+        return header_value(self.headers.items(), name)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -29,10 +29,11 @@ from .clock import iso, parse_iso
 from .errors import ApiError, invalid_parameter, not_found, unsupported_media_type
 from .identity import check_path_owner
 from .paging import page_params, paginate
-from .state import E164, RecipientBehaviour
+from .state import E164, World
 from .wire import Request, Response
 
 if TYPE_CHECKING:
+    from .config import EmulatorConfig
     from .emulator import Emulator
 
 # Attachment types RingCentral accepts for MMS (developer guide, "sending images", 2026-04).
@@ -395,17 +396,25 @@ def _check_files(emu: Emulator, files: list[multipart.Part]) -> None:
         )
 
 
+def _phone_number(party: Any, name: str) -> str:
+    """The E.164 ``phoneNumber`` of the ``from`` entry or of one ``to`` entry (``name`` says which).
+
+    Both sides refuse extension numbers with the one MSG-246, whose message names both.
+    """
+    if not isinstance(party, dict):
+        raise invalid_parameter(name)
+    if "extensionNumber" in party:
+        raise ApiError(400, "MSG-246", "Sending SMS from/to extension numbers is not available")
+    number = party.get("phoneNumber")
+    if not isinstance(number, str) or not E164.match(number):
+        raise invalid_parameter(f"{name}.phoneNumber")
+    return number
+
+
 def _check_fields(emu: Emulator, body: Any, has_files: bool) -> tuple[str, list[str], str]:
     if not isinstance(body, dict):
         raise invalid_parameter("body", "The request body must be a JSON object")
-    sender = body.get("from")
-    if not isinstance(sender, dict):
-        raise invalid_parameter("from")
-    if "extensionNumber" in sender:
-        raise ApiError(400, "MSG-246", "Sending SMS from/to extension numbers is not available")
-    from_number = sender.get("phoneNumber")
-    if not isinstance(from_number, str) or not E164.match(from_number):
-        raise invalid_parameter("from.phoneNumber")
+    from_number = _phone_number(body.get("from"), "from")
 
     to = body.get("to")
     if not isinstance(to, list) or not to:
@@ -418,13 +427,7 @@ def _check_fields(emu: Emulator, body: Any, has_files: bool) -> tuple[str, list[
         )
     numbers: list[str] = []
     for item in to:
-        if not isinstance(item, dict):
-            raise invalid_parameter("to")
-        if "extensionNumber" in item:
-            raise ApiError(400, "MSG-246", "Sending SMS from/to extension numbers is not available")
-        number = item.get("phoneNumber")
-        if not isinstance(number, str) or not E164.match(number):
-            raise invalid_parameter("to.phoneNumber")
+        number = _phone_number(item, "to")
         if number in numbers:
             raise ApiError(
                 400,
@@ -486,6 +489,25 @@ def _check_numbers(req: Request, from_number: str, to: list[str], has_files: boo
             )
 
 
+def _track(config: EmulatorConfig, world: World, number: str, now: float) -> RecipientTrack:
+    """The timeline of ``number`` in a message created at ``now``: the number's behaviour, with
+    the config's delays where the behaviour sets none."""
+    behaviour = world.behaviour_for(number, config.default_outcome)
+    sent_after = behaviour.sent_after if behaviour.sent_after is not None else config.sent_after
+    final_after = (
+        behaviour.delivered_after
+        if behaviour.delivered_after is not None
+        else config.delivered_after
+    )
+    return RecipientTrack(
+        phone_number=number,
+        outcome=behaviour.outcome,
+        error_code=behaviour.error_code,
+        sent_at=now + sent_after,
+        final_at=now + max(final_after, sent_after),
+    )
+
+
 def handle_send(emu: Emulator, req: Request, endpoint: str) -> Response:
     """POST ``.../sms`` (JSON or multipart) and ``.../mms`` (multipart only).
 
@@ -505,32 +527,12 @@ def handle_send(emu: Emulator, req: Request, endpoint: str) -> Response:
 
     def commit() -> Response:
         now = emu.now()
-        tracks = []
-        for number in to:
-            behaviour: RecipientBehaviour = emu.world.behaviour_for(number, config.default_outcome)
-            sent_after = (
-                behaviour.sent_after if behaviour.sent_after is not None else config.sent_after
-            )
-            final_after = (
-                behaviour.delivered_after
-                if behaviour.delivered_after is not None
-                else config.delivered_after
-            )
-            tracks.append(
-                RecipientTrack(
-                    phone_number=number,
-                    outcome=behaviour.outcome,
-                    error_code=behaviour.error_code,
-                    sent_at=now + sent_after,
-                    final_at=now + max(final_after, sent_after),
-                )
-            )
         message = emu.messages.create(
             account_id=auth.account.id,
             extension_id=auth.extension.id,
             sender_name=auth.extension.name,
             from_number=from_number,
-            recipients=tracks,
+            recipients=[_track(config, emu.world, number, now) for number in to],
             text=text,
             files=files,
             created_at=now,

@@ -9,12 +9,19 @@ folded or nameless header lines, a body without its closing delimiter.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 
 class MultipartError(ValueError):
     pass
+
+
+def header_value(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The value of the first header called ``name`` (names match in any case), else ``None``."""
+    wanted = name.lower()
+    return next((value for key, value in headers if key.lower() == wanted), None)
 
 
 def parse_header_value(value: str) -> tuple[str, dict[str, str]]:
@@ -94,11 +101,7 @@ class Part:
     body: bytes
 
     def header(self, name: str) -> str | None:
-        wanted = name.lower()
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                return value
-        return None
+        return header_value(self.headers, name)
 
     @property
     def content_type(self) -> str | None:
@@ -162,7 +165,7 @@ def _parse_part(raw: bytes) -> Part:
             if not sep or not name_text or name_text.strip() != name_text:
                 raise MultipartError(f"malformed part header line {line[:80]!r}")
             headers.append((name_text, _decode_header_line(value).strip()))
-    encoding = next((v for k, v in headers if k.lower() == "content-transfer-encoding"), None)
+    encoding = header_value(headers, "Content-Transfer-Encoding")
     if encoding is not None and encoding.strip().lower() not in ("binary", "8bit", "7bit"):
         raise MultipartError(f"Content-Transfer-Encoding {encoding!r} is not accepted")
     return Part(tuple(headers), body)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import OUTCOMES
+from .config import OUTCOMES, require_one_of
 
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 
@@ -105,8 +106,7 @@ class RecipientBehaviour:
     delivered_after: float | None = None
 
     def __post_init__(self) -> None:
-        if self.outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}")
+        require_one_of("outcome", self.outcome, OUTCOMES)
         if self.error_code is None and self.outcome in DEFAULT_ERROR_CODES:
             object.__setattr__(self, "error_code", DEFAULT_ERROR_CODES[self.outcome])
         if self.outcome in ("delivered", "no_receipt") and self.error_code is not None:
@@ -114,7 +114,11 @@ class RecipientBehaviour:
 
 
 class World:
-    """Registry of apps, accounts and extensions. All methods are thread-safe."""
+    """Registry of apps, accounts and extensions. All methods are thread-safe.
+
+    ``Emulator`` is the public way in: its methods of the same names hold the defaults, so these
+    take every value (``add_account`` keeps its own, for the account made on demand).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -132,8 +136,8 @@ class World:
         client_id: str,
         client_secret: str,
         redirect_uris: list[str],
-        scopes: tuple[str, ...] | list[str] | None = None,
-        name: str = "Emulated app",
+        scopes: Iterable[str] | None,
+        name: str,
     ) -> App:
         if not client_id or not client_secret:
             raise ValueError("client_id and client_secret are required")
@@ -162,10 +166,10 @@ class World:
     def add_extension(
         self,
         name: str,
-        email: str | None = None,
-        numbers: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
-        account_id: str | None = None,
-        extension_number: str | None = None,
+        email: str | None,
+        numbers: Iterable[dict[str, Any]],
+        account_id: str | None,
+        extension_number: str | None,
     ) -> Extension:
         with self._lock:
             if account_id is None:
@@ -220,8 +224,7 @@ class World:
         if bad:
             raise ValueError(f"unknown phone number features: {sorted(bad)}")
         number_type = spec.get("type", "VoiceFax")
-        if number_type not in PHONE_TYPES:
-            raise ValueError(f"type must be one of {PHONE_TYPES}")
+        require_one_of("type", number_type, PHONE_TYPES)
         number = PhoneNumber(
             id=self._next_number,
             phone_number=phone,

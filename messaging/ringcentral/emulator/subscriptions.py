@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .clock import iso
 from .errors import ApiError, invalid_parameter, not_found, unsupported_media_type
+from .multipart import header_value
 from .oauth import AuthContext
 from .wire import Request, Response
 
@@ -58,9 +59,10 @@ class Subscription:
     created_at: float
     expires_at: float
     status: str = "Active"
+    # Deliveries failed in a row; at ``blacklist_after_failures`` the status turns Blacklisted.
+    failures: int = 0
     blacklisted_at: float | None = None
     blacklist_reason: str | None = None
-    failures: int = 0
 
     def expired(self, now: float) -> bool:
         return now >= self.expires_at
@@ -301,7 +303,7 @@ class SubscriptionService:
             return f"the answer took longer than {config.webhook_timeout} s"
         if status != 200:
             return f"the answer was HTTP {status}, not 200"
-        echoed = next((v for k, v in reply_headers if k.lower() == "validation-token"), None)
+        echoed = header_value(reply_headers, "Validation-Token")
         if echoed != token:
             return "the answer did not echo the Validation-Token header"
         size = len(f"HTTP/1.1 {status} {reason}\r\n") + 2 + len(data)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import ApiError
-from .multipart import parse_header_value
+from .multipart import header_value, parse_header_value
 
 if TYPE_CHECKING:
     from .oauth import AuthContext
@@ -29,11 +29,7 @@ class Request:
     extension_id: int | None = None
 
     def header(self, name: str) -> str | None:
-        wanted = name.lower()
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                return value
-        return None
+        return header_value(self.headers, name)
 
     @property
     def content_type(self) -> str | None:

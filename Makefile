@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 INSTALLED := $(VENV)/.installed
+# Without RingCentral credentials, run (and test) against the built-in emulator.
+export DEMO_MODE ?= auto
 
 .PHONY: run test e2e lint format bench chaos chaos-ci load fuzz clean lock
 

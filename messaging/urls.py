@@ -48,11 +48,15 @@ urlpatterns = [
     path("ringcentral/callback/", rc_views.callback, name="ringcentral_callback"),
     path("ringcentral/<int:pk>/share/", rc_views.share, name="ringcentral_share"),
     path("ringcentral/<int:pk>/sync/", rc_views.sync, name="ringcentral_sync"),
+    path("ringcentral/<int:pk>/bring/", rc_views.bring, name="ringcentral_bring"),
+    path("ringcentral/<int:pk>/stop-using/", rc_views.stop_using, name="ringcentral_stop_using"),
     path("ringcentral/<int:pk>/disconnect/", rc_views.disconnect, name="ringcentral_disconnect"),
     # outbox
     path("messages/", outbox_views.outbox_list, name="outbox"),
     path("messages/status/", outbox_views.message_statuses, name="outbox_status"),
+    path("messages/live/", outbox_views.outbox_live, name="outbox_live"),
     path("messages/<int:pk>/", outbox_views.message_detail, name="message_detail"),
+    path("messages/<int:pk>/live/", outbox_views.message_live, name="message_live"),
     path("messages/<int:pk>/cancel/", outbox_views.message_cancel, name="message_cancel"),
     path("messages/<int:pk>/retry/", outbox_views.message_retry, name="message_retry"),
     # compose

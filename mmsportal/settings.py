@@ -1,9 +1,16 @@
 """Settings for mmsportal, read from the environment (12-factor).
 
-Every variable is optional in development (DEBUG on): the app then runs on embedded defaults —
-SQLite, a Celery broker on SQLite, files in ./media — and, without RingCentral credentials, in
-demo mode against the built-in emulator. With DEBUG off, missing secrets stop the process at
-start-up with a message that names the variable, instead of running half-configured.
+Three ways to run:
+- A server: RingCentral credentials and the secrets below are set; a missing one stops the
+  process at start-up with a message that names the variable, instead of running
+  half-configured. Django's DEBUG is off.
+- Demo mode (`DEMO_MODE=true`; `make run` and `make test` set `DEMO_MODE=auto`, demo mode when
+  no RingCentral credentials are configured): the built-in emulator stands in for RingCentral,
+  on embedded defaults (SQLite, a Celery broker on SQLite, files in ./media). It is not DEBUG:
+  visitors see the portal's own error pages.
+- Development (`DEBUG=true`): Django's debug pages; demo mode unless credentials are set.
+Demo mode and development run on this machine (`LOCAL`): development secrets stand in for
+missing ones, and the HTTPS-only settings are off.
 """
 
 import base64
@@ -22,17 +29,39 @@ env = environ.Env()
 # A local .env file is a convenience for operators; the real environment always wins.
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
+DEBUG = env.bool("DEBUG", default=False)
+
+RINGCENTRAL_CLIENT_ID = env.str("RINGCENTRAL_CLIENT_ID", default="")
+RINGCENTRAL_CLIENT_SECRET = env.str("RINGCENTRAL_CLIENT_SECRET", default="")
+# true, false, or auto (demo mode when no RingCentral credentials are configured).
+_demo = env.str("DEMO_MODE", default="auto" if DEBUG else "false").strip().lower()
+if _demo not in ("true", "false", "auto"):
+    raise ImproperlyConfigured("DEMO_MODE must be true, false or auto.")
+if _demo == "true" and RINGCENTRAL_CLIENT_ID:
+    raise ImproperlyConfigured(
+        "DEMO_MODE=true uses the built-in RingCentral emulator; unset RINGCENTRAL_CLIENT_ID, "
+        "or DEMO_MODE, to use RingCentral."
+    )
+DEMO_MODE = _demo == "true" or (_demo == "auto" and not RINGCENTRAL_CLIENT_ID)
+if not DEMO_MODE and not RINGCENTRAL_CLIENT_ID:
+    raise ImproperlyConfigured(
+        "RINGCENTRAL_CLIENT_ID and RINGCENTRAL_CLIENT_SECRET must be set (see 'Registering a "
+        "RingCentral app' in README.md). To try the portal with its built-in RingCentral "
+        "emulator instead, set DEMO_MODE=true (make run does)."
+    )
+# On this machine, to try or develop the portal: development secrets and plain HTTP are fine.
+LOCAL = DEBUG or DEMO_MODE
 
 
 def _required_in_production(name: str, dev_default: str) -> str:
     value = env.str(name, default="")
     if value:
         return value
-    if DEBUG:
+    if LOCAL:
         return dev_default
     raise ImproperlyConfigured(
-        f"{name} must be set when DEBUG is off. See the configuration table in README.md."
+        f"{name} must be set on a server (outside demo mode and DEBUG). See the configuration "
+        "table in README.md."
     )
 
 
@@ -40,10 +69,12 @@ SECRET_KEY = _required_in_production(
     "DJANGO_SECRET_KEY", "development-only-secret-key-never-use-in-production-0123456789abcdef"
 )
 ALLOWED_HOSTS = env.list(
-    "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
+    "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if LOCAL else []
 )
-if not DEBUG and not ALLOWED_HOSTS:
-    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is off (comma-separated).")
+if not LOCAL and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must be set on a server (comma-separated host names)."
+    )
 
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list(
@@ -52,6 +83,9 @@ CSRF_TRUSTED_ORIGINS = env.list(
 
 INSTALLED_APPS = [
     "mmsportal.apps.PortalAdminConfig",
+    # Before django.contrib.auth, so that its `createsuperuser` (which also confirms the new
+    # staff member's email address) is the one manage.py runs.
+    "messaging",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -62,7 +96,6 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
-    "messaging",
 ]
 
 MIDDLEWARE = [
@@ -148,6 +181,7 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_ADAPTER = "messaging.teams.adapters.AccountAdapter"
+ACCOUNT_USER_DISPLAY = "messaging.teams.adapters.user_display"
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[mmsportal] "
 # allauth's defaults, written out so they are visibly on (and tunable per deployment).
 ACCOUNT_RATE_LIMITS = {
@@ -175,6 +209,8 @@ MFA_TOTP_TOLERANCE = 1
 # Console in development; any SMTP server through EMAIL_URL (e.g. smtp+tls://user:pw@host:587).
 _email = env.email_url("EMAIL_URL", default="consolemail://")
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+if EMAIL_BACKEND == "django.core.mail.backends.console.EmailBackend":
+    EMAIL_BACKEND = "messaging.core.mail.ConsoleEmailBackend"
 EMAIL_HOST = _email.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = _email.get("EMAIL_PORT", 25)
 EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
@@ -197,8 +233,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # In development WhiteNoise serves straight from the source folders; production runs collectstatic.
-WHITENOISE_USE_FINDERS = DEBUG
-WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_USE_FINDERS = LOCAL
+WHITENOISE_AUTOREFRESH = LOCAL
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 
 STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
@@ -241,7 +277,7 @@ STORAGES = {
     "default": _attachment_storage,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG
+        if not LOCAL
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
@@ -250,10 +286,7 @@ STORAGES = {
 RINGCENTRAL_SERVER_URL = env.str(
     "RINGCENTRAL_SERVER_URL", default="https://platform.ringcentral.com"
 ).rstrip("/")
-RINGCENTRAL_CLIENT_ID = env.str("RINGCENTRAL_CLIENT_ID", default="")
-RINGCENTRAL_CLIENT_SECRET = env.str("RINGCENTRAL_CLIENT_SECRET", default="")
-# Demo mode: no credentials configured, so the built-in emulator stands in for RingCentral.
-DEMO_MODE = not RINGCENTRAL_CLIENT_ID
+# Demo mode (decided at the top): the built-in emulator stands in for RingCentral.
 DEMO_EMULATOR_PORT = env.int("DEMO_EMULATOR_PORT", default=8089)
 if DEMO_MODE:
     RINGCENTRAL_SERVER_URL = env.str(
@@ -422,7 +455,7 @@ CSRF_FAILURE_VIEW = "messaging.pages.views.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
-if not DEBUG:
+if not LOCAL:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)

@@ -12,6 +12,9 @@ urlpatterns = [
     path("", pages.home, name="home"),
     path("dashboard/", pages.dashboard, name="dashboard"),
     path("healthz", pages.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico wherever a page names no icon (files, JSON, the admin's own
+    # pages before they load).
+    path("favicon.ico", pages.favicon),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("", include("messaging.urls")),

@@ -15,7 +15,7 @@ from messaging.compose import media
 from messaging.models import Attachment, DraftAttachment, OutboundMessage, Recipient
 from tests import media_samples as samples
 from tests.factories import make_connection, make_number
-from tests.test_compose import _fast_passwords, _private_media, sent  # noqa: F401 - fixtures
+from tests.test_compose import FORM, _fast_passwords, _private_media, sent  # noqa: F401 - fixtures
 
 FULL = os.environ.get("HYPOTHESIS_PROFILE") == "full"
 EXAMPLES = 5000 if FULL else 200
@@ -193,7 +193,9 @@ def test_upload_endpoint_answers_every_file_with_json(bob_client, number):
     @given(item=files())
     def check(item):
         body, content_type = multipart({}, [item], file_field="file")
-        response = bob_client.post("/messages/compose/upload/", body, content_type=content_type)
+        response = bob_client.post(
+            "/messages/compose/upload/" + FORM, body, content_type=content_type
+        )
         assert response.status_code in (201, 400, 413)
         answer = response.json()
         assert answer["ok"] is (response.status_code == 201)

@@ -361,16 +361,22 @@ def test_live_statuses_need_a_session(client):
     assert response.status_code == 401
 
 
-def test_the_list_polls_only_while_something_is_unfinished(number, alice, alice_client):
+def test_the_newest_page_follows_new_messages_and_older_pages_only_their_statuses(
+    number, alice, alice_client
+):
     done = message_in(number, alice, MessageStatus.DELIVERED)
     html = alice_client.get(OUTBOX).content.decode()
-    assert "js/outbox.js" not in html
+    # The newest page asks for new messages even when every row shown is final.
+    assert "js/outbox.js" in html and "data-live-list=" in html
     assert f'data-status-for="{done.pk}" data-final="true"' in html
-    waiting = make_message(number, alice)
-    html = alice_client.get(OUTBOX).content.decode()
-    assert "js/outbox.js" in html
-    assert f'data-status-for="{waiting.pk}" data-final="false"' in html
     assert 'aria-live="polite"' in html
+    waiting = make_message(number, alice)
+    for _ in range(PAGE_SIZE):
+        message_in(number, alice, MessageStatus.DELIVERED)
+    older = alice_client.get(OUTBOX).context["older_url"]
+    html = alice_client.get(OUTBOX + older).content.decode()
+    assert "data-live-list=" not in html
+    assert f'data-status-for="{waiting.pk}" data-final="false"' in html
 
 
 # --- One message ----------------------------------------------------------------------------------

@@ -155,6 +155,8 @@ def test_eight_processes_with_an_expired_token_cause_exactly_one_refresh(
         "RINGCENTRAL_CLIENT_ID": django_settings.RINGCENTRAL_CLIENT_ID,
         "RINGCENTRAL_CLIENT_SECRET": django_settings.RINGCENTRAL_CLIENT_SECRET,
         "TOKEN_ENCRYPTION_KEYS": ",".join(django_settings.TOKEN_ENCRYPTION_KEYS),
+        "DJANGO_SECRET_KEY": django_settings.SECRET_KEY,
+        "ALLOWED_HOSTS": "localhost",
         "RACE_DIR": str(tmp_path),
         "RACE_CONNECTION_ID": str(expired.pk),
         "PYTHONUNBUFFERED": "1",

@@ -87,7 +87,8 @@ def fetch(url):
 def test_uploads_are_private_objects_with_their_type(bob_client, bucket, number):
     client, name = bucket
     response = bob_client.post(
-        "/messages/compose/upload/", {"file": SimpleUploadedFile("a.jpg", samples.jpeg())}
+        "/messages/compose/upload/?form=3c9e7b1a-2d4f-4a6e-8b0c-1e5d7f9a2c4b",
+        {"file": SimpleUploadedFile("a.jpg", samples.jpeg())},
     )
     assert response.status_code == 201
     draft = DraftAttachment.objects.get()
@@ -144,7 +145,8 @@ def test_removing_a_draft_deletes_the_objects(
 ):
     client, name = bucket
     info = bob_client.post(
-        "/messages/compose/upload/", {"file": SimpleUploadedFile("a.jpg", samples.jpeg())}
+        "/messages/compose/upload/?form=3c9e7b1a-2d4f-4a6e-8b0c-1e5d7f9a2c4b",
+        {"file": SimpleUploadedFile("a.jpg", samples.jpeg())},
     ).json()["upload"]
     draft = DraftAttachment.objects.get()
     with django_capture_on_commit_callbacks(execute=True):

@@ -118,12 +118,17 @@ def test_switching_without_a_team_is_404_and_by_get_is_405(alice_client):
     assert alice_client.get("/teams/switch/").status_code == 405
 
 
-def test_navigation_offers_the_team_switcher_with_my_teams(alice_client, alice):
+def test_navigation_switches_team_in_one_action(alice_client, alice, team):
     response = alice_client.get("/team/")
 
+    # One button per other team: choosing it is the switch (no select, then "Switch").
     assert b'action="/teams/switch/"' in response.content
-    assert b'<label for="team-switch-select"' in response.content
-    assert f'value="{personal_team(alice).slug}"'.encode() in response.content
+    button = f'<button type="submit" name="team" value="{personal_team(alice).slug}"'
+    assert button.encode() in response.content
+    assert b'aria-current="true">Acme<' in response.content
+    switched = alice_client.post("/teams/switch/", {"team": personal_team(alice).slug})
+    assert switched.status_code == 302
+    assert alice_client.get("/team/").context["current_membership"].team == personal_team(alice)
 
 
 # --- The team page --------------------------------------------------------------------------

@@ -37,6 +37,11 @@ def subprocess_env(**extra) -> dict:
         DJANGO_SETTINGS_MODULE="mmsportal.settings",
         DATABASE_URL=database_url_for_tests(),
         CELERY_BROKER_URL=app.conf.broker_url,
+        # This process's secrets: tokens it stored must decrypt there, also when a test gives
+        # the worker a real RingCentral app's settings (which are a server's, not a demo's).
+        DJANGO_SECRET_KEY=settings.SECRET_KEY,
+        TOKEN_ENCRYPTION_KEYS=",".join(settings.TOKEN_ENCRYPTION_KEYS),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
     )
     env.update({k: str(v) for k, v in extra.items()})

@@ -1,12 +1,16 @@
 """Files attached on the compose page before their message exists (DraftAttachment), and the
 private storage their bytes live in.
 
-A draft belongs to one user in one team and is addressed by its random key. Creating the message
-consumes it: the row is deleted and its stored file passes to the new Attachment rows. Sending
-separately to each recipient makes one message per recipient that all point at the same stored
-files (one key, several Attachment rows) instead of copies: the bytes are identical and
-immutable. Hence the rule in ``release_files``: a stored file is deleted only once no Attachment
-or DraftAttachment names it.
+A draft belongs to one user in one team and to one compose form: every compose page gets a fresh
+`form_key`, and a page shows, keeps and sends only the drafts of its own key. So a file attached
+on a page that was then left (or refused) never turns up on another one, and "send again" starts
+with exactly the files of the message it copies. A draft is addressed by its random key.
+
+Creating the message consumes a draft: the row is deleted and its stored file passes to the new
+Attachment rows. Sending separately to each recipient makes one message per recipient that all
+point at the same stored files (one key, several Attachment rows) instead of copies: the bytes
+are identical and immutable. Hence the rule in ``release_files``: a stored file is deleted
+only once no Attachment or DraftAttachment names it.
 """
 
 from __future__ import annotations
@@ -64,8 +68,33 @@ def release_after_commit(names: Iterable[str]) -> None:
     transaction.on_commit(lambda: release_files(names), robust=True)
 
 
+def new_form_key() -> uuid.UUID:
+    """The key of a compose page just opened."""
+    return uuid.uuid4()
+
+
+def parse_form_key(value) -> uuid.UUID | None:
+    """A compose page's key as the browser sent it back, or None if it is not one."""
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
 def live_drafts(user, team):
+    """Every draft ``user`` has waiting in ``team``, whichever page it is on."""
     return DraftAttachment.objects.filter(user=user, team=team, expires_at__gt=timezone.now())
+
+
+def form_drafts(user, team, form_key):
+    """The drafts of one compose page, in the order they were attached."""
+    return live_drafts(user, team).filter(form_key=form_key)
+
+
+def waiting_uploads(user, team) -> int:
+    """How many uploaded files ``user`` has waiting in ``team`` (drafts that only name a sent
+    message's file hold no new bytes and do not count against MAX_LIVE_DRAFTS)."""
+    return live_drafts(user, team).filter(from_message=False).count()
 
 
 def stored_file_fields(file: media.MediaFile) -> dict[str, Any]:
@@ -85,14 +114,14 @@ def stored_file_fields(file: media.MediaFile) -> dict[str, Any]:
     }
 
 
-def create_draft(user, team, file: media.MediaFile) -> DraftAttachment:
-    """Store a checked file as a draft of ``user`` in ``team``."""
+def create_draft(user, team, form_key, file: media.MediaFile) -> DraftAttachment:
+    """Store a checked file as a draft of ``user`` in ``team``, on compose page ``form_key``."""
     stored = store_bytes(team.pk, file.data, file.content_type)
     thumb = ""
     try:
         if file.thumbnail:
             thumb = store_bytes(team.pk, file.thumbnail, "image/jpeg", "-thumb")
-        return _new_draft(user, team, file, stored, thumb, timezone.now())
+        return _new_draft(user, team, form_key, file, stored, thumb, timezone.now())
     except BaseException:
         default_storage.delete(stored)
         if thumb:
@@ -100,20 +129,26 @@ def create_draft(user, team, file: media.MediaFile) -> DraftAttachment:
         raise
 
 
-def draft_of_attachment(user, team, attachment: Attachment, now) -> DraftAttachment:
+def draft_of_attachment(user, team, form_key, attachment: Attachment, now) -> DraftAttachment:
     """A fresh draft of ``user`` in ``team`` that names ``attachment``'s stored file instead of
     copying it: stored bytes never change, and `release_files` deletes a file only once nothing
     names it any more."""
     # Already fitted once; shrinking it again would only lose quality.
     file = stored_media(attachment, fittable=False)
-    return _new_draft(user, team, file, file.stored_name, file.thumbnail_name, now)
+    return _new_draft(
+        user, team, form_key, file, file.stored_name, file.thumbnail_name, now, from_message=True
+    )
 
 
-def _new_draft(user, team, file: media.MediaFile, stored: str, thumb: str, now) -> DraftAttachment:
+def _new_draft(
+    user, team, form_key, file: media.MediaFile, stored: str, thumb: str, now, **extra
+) -> DraftAttachment:
     return DraftAttachment.objects.create(
         **stored_file_fields(file),
+        **extra,
         team=team,
         user=user,
+        form_key=form_key,
         file=stored,
         thumbnail=thumb,
         fittable=file.fittable,
@@ -179,8 +214,11 @@ def stored_media(row: Attachment | DraftAttachment, **extra) -> media.MediaFile:
 GONE = "An attached file is no longer available (it expired or was removed). Attach it again."
 
 
-def load_drafts(user, team, keys: Iterable[str]) -> tuple[list[DraftAttachment], list[str]]:
-    """The user's live drafts named by ``keys``, in that order, and a problem if any is gone."""
+def load_drafts(
+    user, team, form_key, keys: Iterable[str]
+) -> tuple[list[DraftAttachment], list[str]]:
+    """The drafts of compose page ``form_key`` named by ``keys``, in that order, and a problem
+    if any is gone (expired, removed, or attached on another page)."""
     wanted = []
     problems = []
     for key in keys:
@@ -191,7 +229,7 @@ def load_drafts(user, team, keys: Iterable[str]) -> tuple[list[DraftAttachment],
             continue
         if value not in wanted:
             wanted.append(value)
-    found = {d.key: d for d in live_drafts(user, team).filter(key__in=wanted)}
+    found = {d.key: d for d in form_drafts(user, team, form_key).filter(key__in=wanted)}
     if len(found) < len(wanted):
         problems = [GONE]
     return [found[k] for k in wanted if k in found], problems

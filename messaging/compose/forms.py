@@ -81,9 +81,11 @@ class ComposeForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args, membership, numbers, **kwargs):
+    def __init__(self, *args, membership, numbers, form_key, **kwargs):
         super().__init__(*args, **kwargs)
         self.membership = membership
+        # The compose page this form belongs to: only its own drafts are kept and sent.
+        self.form_key = form_key
         self.outgoing = None
         self.ingested = []
         self.drafts = []
@@ -100,8 +102,6 @@ class ComposeForm(forms.Form):
                 "data-mms": "1" if number.can_mms else "0",
                 "data-mms-refusal": sender_refusal(number, with_files=True) or "",
             }
-            if number.is_fax or not number.can_sms:
-                details[str(number.pk)]["disabled"] = True
         self.fields["sender"].widget = SenderSelect(
             choices=([("", "Choose a number…")] if len(choices) != 1 else []) + choices,
             details=details,
@@ -122,7 +122,7 @@ class ComposeForm(forms.Form):
             except media.MediaError as error:
                 file_errors.append(error.message)
         user, team = self.membership.user, self.membership.team
-        self.drafts, gone = load_drafts(user, team, self.upload_keys())
+        self.drafts, gone = load_drafts(user, team, self.form_key, self.upload_keys())
         file_errors = gone + file_errors
         try:
             self.outgoing = prepare(

@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 
 import phonenumbers
 from django.conf import settings
+from django.db.models import Max
+from django.utils import timezone
 
 from messaging.core.phones import format_number
-from messaging.models import SenderNumber
+from messaging.models import Recipient, RecipientStatus, SenderNumber
+from messaging.outbox import delivery_errors
 
 # Recipients of one submission sent separately. Not a RingCentral limit: at its pace of about
 # 40 sends a minute, this many messages already take minutes; bulk campaigns belong elsewhere.
@@ -137,3 +140,49 @@ def destination_problems(
                 f"{format_number(sender.phone_number)} is not enabled for international texts."
             )
     return problems
+
+
+# Delivery reports that say a number should not be texted again as it is: the person opted out
+# of the sending number, or the number cannot receive texts (a landline, an invalid number).
+_WARNING_KINDS = (delivery_errors.Kind.OPTED_OUT, delivery_errors.Kind.INVALID_NUMBER)
+
+
+def known_problems(team, numbers: Sequence[str]) -> list[str]:
+    """What earlier delivery reports in ``team`` say against texting ``numbers`` again, one
+    sentence per number, before anything is queued. A report is outdated once a later message
+    to the same number was delivered."""
+    if not numbers:
+        return []
+    earlier = Recipient.objects.filter(message__team=team, phone_number__in=numbers)
+    delivered_last = dict(
+        earlier.filter(status=RecipientStatus.DELIVERED)
+        .values("phone_number")
+        .annotate(at=Max("updated_at"))
+        .values_list("phone_number", "at")
+    )
+    failures = (
+        earlier.filter(
+            status__in=[RecipientStatus.DELIVERY_FAILED, RecipientStatus.SENDING_FAILED],
+            error_code__in=delivery_errors.codes_of(*_WARNING_KINDS),
+        )
+        .order_by("-updated_at")
+        .values_list("phone_number", "error_code", "updated_at", "message__from_number")
+    )
+    problems: dict[str, str] = {}
+    for number, code, at, sender in failures:
+        if number in problems or (number in delivered_last and delivered_last[number] > at):
+            continue
+        shown = format_number(number)
+        at = timezone.localtime(at)
+        when = f"{at:%b} {at.day}"
+        if delivery_errors.explain(code).kind == delivery_errors.Kind.OPTED_OUT:
+            problems[number] = (
+                f"{shown} opted out of texts from {format_number(sender)} (reported {when}, "
+                f"{code}). A message to it from that number will not be delivered."
+            )
+        else:
+            problems[number] = (
+                f"{shown} cannot receive texts: it is a landline or not a valid mobile number "
+                f"(reported {when}, {code})."
+            )
+    return [problems[n] for n in numbers if n in problems]

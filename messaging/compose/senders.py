@@ -8,24 +8,34 @@ from django.db.models import Q
 
 from messaging.compose.recipients import parse_recipients
 from messaging.core.phones import format_number
-from messaging.models import RingCentralConnection, SenderNumber
+from messaging.links.connections import usable_for
+from messaging.models import OutboundMessage, SenderNumber
 
 
 def sender_numbers(user, team):
-    """Active numbers of the team's usable connections that ``user`` may send from, fax and
-    toll-free ones included so that the page can say why they cannot send."""
+    """Active numbers of the usable connections ``user`` may send from in ``team``: the team's
+    own links that are theirs or shared with the team, and links a member brought into the team
+    (ConnectionShare). Fax numbers are included so that `sender_refusal` can say why they
+    cannot send; the compose page leaves out every number that cannot text."""
     return (
-        SenderNumber.objects.filter(
-            connection__team=team,
-            connection__status__in=RingCentralConnection.USABLE_STATUSES,
-        )
-        # Fax numbers are never active senders (the schema says so) but are listed, disabled,
-        # so that nobody wonders where their fax line went.
+        SenderNumber.objects.filter(connection__in=usable_for(user, team))
+        # Fax numbers are never active senders (the schema says so).
         .filter(Q(active=True) | Q(is_fax=True))
-        .filter(Q(connection__linked_by=user) | Q(connection__shared_with_team=True))
         .select_related("connection")
         .order_by("phone_number", "pk")
     )
+
+
+def last_used(user, team, numbers) -> SenderNumber | None:
+    """Of ``numbers``, the one ``user`` sent their latest message in ``team`` from."""
+    by_id = {number.pk: number for number in numbers}
+    latest = (
+        OutboundMessage.objects.filter(team=team, created_by=user, sender_number_id__in=by_id)
+        .order_by("-created_at")
+        .values_list("sender_number_id", flat=True)
+        .first()
+    )
+    return by_id.get(latest)
 
 
 def sender_refusal(number: SenderNumber, *, with_files: bool) -> str | None:
@@ -49,9 +59,8 @@ def sender_refusal(number: SenderNumber, *, with_files: bool) -> str | None:
 
 
 def sender_note(number: SenderNumber) -> str:
-    """A short label suffix for the sender list: what the number cannot do."""
-    if number.is_fax:
-        return "fax: cannot send texts"
+    """A short label suffix for the sender list (which offers only numbers that can text):
+    what the number cannot do."""
     if number.is_toll_free:
         return "toll-free: text only, no files"
     if not number.can_mms:

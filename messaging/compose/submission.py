@@ -94,13 +94,14 @@ def text_problems(text: str) -> list[str]:
     return problems
 
 
-def prefill_from(message, user) -> dict:
-    """What "send again" puts back on the compose page for ``message``: its sender, recipients,
-    text and mode as form initial values, and its files as fresh drafts of ``user``."""
+def prefill_from(message, user, form_key) -> dict:
+    """What "send again" puts back on compose page ``form_key`` for ``message``: its sender,
+    recipients, text and mode as form initial values, and its files (each once) as fresh drafts
+    of ``user`` on that page."""
     recipients = [r.phone_number for r in message.recipients.all()]
     now = timezone.now()
     for attachment in message.attachments.all():
-        draft_of_attachment(user, message.team, attachment, now)
+        draft_of_attachment(user, message.team, form_key, attachment, now)
     return {
         "sender": str(message.sender_number_id),
         "to": "\n".join(format_number(n) for n in recipients),
@@ -232,8 +233,11 @@ def prepare(
     )
 
 
-def submit(outgoing: Outgoing) -> list[OutboundMessage]:
+def submit(outgoing: Outgoing, *, origin: str = "") -> list[OutboundMessage]:
     """Create the message(s) of a prepared submission and hand them to the outbox.
+
+    ``origin`` is the address the portal was reached at by the request that wrote them
+    (``scheme://host``), kept for the links in emails about them.
 
     Group: one message with every recipient. Separate: one message per recipient, all sharing
     the stored files. New bytes are stored first (storage is not transactional); if the
@@ -258,6 +262,7 @@ def submit(outgoing: Outgoing) -> list[OutboundMessage]:
             for batch in batches:
                 message = OutboundMessage.objects.create(
                     team=team,
+                    origin=origin[:200],
                     connection=outgoing.sender.connection,
                     sender_number=outgoing.sender,
                     from_number=outgoing.sender.phone_number,

@@ -38,13 +38,16 @@ from messaging.compose.drafts import (
     MAX_LIVE_DRAFTS,
     create_draft,
     delete_draft,
-    live_drafts,
+    form_drafts,
     load_drafts,
+    new_form_key,
+    parse_form_key,
     purge_expired_drafts,
+    waiting_uploads,
 )
 from messaging.compose.forms import ComposeForm
-from messaging.compose.recipients import parse_recipients
-from messaging.compose.senders import sender_numbers
+from messaging.compose.recipients import known_problems, parse_recipients
+from messaging.compose.senders import last_used, sender_numbers, sender_refusal
 from messaging.compose.submission import (
     ComposeInvalid,
     Mode,
@@ -55,8 +58,10 @@ from messaging.compose.submission import (
     summary,
 )
 from messaging.compose.uploads import ingest_upload, sizes_apart
+from messaging.core.addresses import origin_of
 from messaging.core.files import serve_stored
 from messaging.core.phones import format_number
+from messaging.links.connections import brought_into
 from messaging.models import DraftAttachment, OutboundMessage, RingCentralConnection, Role
 from messaging.ringcentral import limits
 from messaging.teams.permissions import get_rw_team_for_user, get_team_for_user
@@ -114,14 +119,25 @@ def _parse_body(request) -> str | None:
 
 
 def _numbers(membership):
-    return list(sender_numbers(membership.user, membership.team))
+    """The numbers the page offers: those the member may send from that can text at all (a
+    number that cannot send files is offered, with a note, and refused only with files)."""
+    numbers = sender_numbers(membership.user, membership.team)
+    return [n for n in numbers if sender_refusal(n, with_files=False) is None]
+
+
+def _form_key(request):
+    """The compose page a request comes from (`?form=` on every URL the page posts to), or a
+    new page's key when there is none."""
+    return parse_form_key(request.GET.get("form")) or new_form_key()
 
 
 def _unavailable(request, membership, status=200):
     team = membership.team
-    team_has_links = RingCentralConnection.objects.filter(
-        team=team, status__in=RingCentralConnection.USABLE_STATUSES
-    ).exists()
+    team_has_links = (
+        (RingCentralConnection.objects.filter(team=team) | brought_into(team))
+        .filter(status__in=RingCentralConnection.USABLE_STATUSES)
+        .exists()
+    )
     return render(
         request,
         "messaging/compose_unavailable.html",
@@ -170,12 +186,15 @@ def _meter(drafts) -> dict:
 
 def _render(request, membership, form, *, drafts=(), status=200, page_error=""):
     drafts = list(drafts)
+    form_query = f"?form={form.form_key}"
     return render(
         request,
         "messaging/compose.html",
         {
             "form": form,
+            "form_action": reverse("compose") + form_query,
             "team": membership.team,
+            "warnings": _recipient_warnings(membership, form),
             "drafts": [(d, _draft_json(d)) for d in drafts],
             "drafts_json": [_draft_json(d) for d in drafts],
             "meter": _meter(drafts),
@@ -184,8 +203,8 @@ def _render(request, membership, form, *, drafts=(), status=200, page_error=""):
             "page_error": page_error,
             "default_region": settings.PHONE_DEFAULT_REGION,
             "compose_config": {
-                "uploadUrl": reverse("compose_upload"),
-                "checkUrl": reverse("compose_check"),
+                "uploadUrl": reverse("compose_upload") + form_query,
+                "checkUrl": reverse("compose_check") + form_query,
                 "maxFileBytes": settings.COMPOSE_MAX_FILE_BYTES,
                 "maxFileBytesLabel": limits.format_size(settings.COMPOSE_MAX_FILE_BYTES),
                 "maxRequestBytes": settings.COMPOSE_MAX_REQUEST_BYTES,
@@ -222,8 +241,9 @@ def _refused(request, membership, message, status):
     numbers = _numbers(membership)
     if not numbers:
         return _unavailable(request, membership, status=status)
-    drafts = live_drafts(membership.user, membership.team)
-    form = ComposeForm(membership=membership, numbers=numbers)
+    form_key = _form_key(request)
+    drafts = form_drafts(membership.user, membership.team, form_key)
+    form = ComposeForm(membership=membership, numbers=numbers, form_key=form_key)
     response = _render(request, membership, form, drafts=drafts, status=status, page_error=message)
     # The unread body would otherwise be parsed as the next request on this connection.
     response["Connection"] = "close"
@@ -236,17 +256,29 @@ def _compose(request, membership):
     if not numbers:
         return _unavailable(request, membership, status=400 if request.method == "POST" else 200)
     if request.method != "POST":
-        initial = _send_again(request, membership)
-        form = ComposeForm(initial=initial, membership=membership, numbers=numbers)
-        drafts = live_drafts(membership.user, membership.team)
+        # A page opened anew starts with no files, whatever was attached on other pages.
+        form_key = new_form_key()
+        initial = _send_again(request, membership, form_key) or {
+            "sender": _preselected(membership, numbers)
+        }
+        form = ComposeForm(
+            initial=initial, membership=membership, numbers=numbers, form_key=form_key
+        )
+        drafts = form_drafts(membership.user, membership.team, form_key)
         return _render(request, membership, form, drafts=drafts)
 
     problem = _parse_body(request)
     if problem:
         return _refused(request, membership, problem, 400)
-    form = ComposeForm(request.POST, request.FILES, membership=membership, numbers=numbers)
+    form = ComposeForm(
+        request.POST,
+        request.FILES,
+        membership=membership,
+        numbers=numbers,
+        form_key=_form_key(request),
+    )
     if form.is_valid() and form.outgoing is not None:
-        created = submit(form.outgoing)
+        created = submit(form.outgoing, origin=origin_of(request))
         messages.success(request, summary(form.outgoing, created))
         report = fit_report(form.outgoing)
         if report:
@@ -256,7 +288,7 @@ def _compose(request, membership):
                 f"{limits.format_size(limits.MAX_ATTACHMENTS_BYTES)}: " + "; ".join(report) + ".",
             )
         return HttpResponseRedirect(_outbox_url(created))
-    kept = _keep_as_drafts(membership, form.ingested)
+    kept = _keep_as_drafts(membership, form.form_key, form.ingested)
     if len(kept) < len(form.ingested):
         dropped = ", ".join(f"“{f.name}”" for f in form.ingested[len(kept) :])
         form.add_error(
@@ -267,7 +299,22 @@ def _compose(request, membership):
     return _render(request, membership, form, drafts=list(form.drafts) + kept, status=400)
 
 
-def _send_again(request, membership) -> dict:
+def _recipient_warnings(membership, form) -> list[str]:
+    """Known problems with the recipients the page shows ("send again" of an undelivered
+    message, or a form sent back), so nobody queues a message bound to fail."""
+    typed = form.data.get("to", "") if form.is_bound else form.initial.get("to", "")
+    return known_problems(membership.team, parse_recipients(typed or "").numbers)
+
+
+def _preselected(membership, numbers) -> str:
+    """The number a new message starts from: the only one, else the one last sent from."""
+    if len(numbers) == 1:
+        return str(numbers[0].pk)
+    number = last_used(membership.user, membership.team, numbers)
+    return str(number.pk) if number else ""
+
+
+def _send_again(request, membership, form_key) -> dict:
     """`?again=<id>`: start from a message of this team (404 for anyone else's)."""
     again = request.GET.get("again")
     if not again:
@@ -279,16 +326,16 @@ def _send_again(request, membership) -> dict:
         team=membership.team,
         pk=int(again),
     )
-    return prefill_from(message, membership.user)
+    return prefill_from(message, membership.user, form_key)
 
 
-def _keep_as_drafts(membership, files):
+def _keep_as_drafts(membership, form_key, files):
     """Store the new files that passed their own checks, so that a form sent back for another
-    reason does not make the user attach them again."""
-    room = MAX_LIVE_DRAFTS - live_drafts(membership.user, membership.team).count()
+    reason does not make the user attach them again (on this page only)."""
+    room = MAX_LIVE_DRAFTS - waiting_uploads(membership.user, membership.team)
     kept = []
     for file in files[: max(room, 0)]:
-        kept.append(create_draft(membership.user, membership.team, file))
+        kept.append(create_draft(membership.user, membership.team, form_key, file))
     return kept
 
 
@@ -344,8 +391,11 @@ def _upload(request, membership):
     uploaded = request.FILES.get("file")
     if uploaded is None:
         return _json_error("No file arrived. Choose the file again.", 400)
+    form_key = parse_form_key(request.GET.get("form"))
+    if form_key is None:
+        return _json_error("This page is out of date. Reload it and attach the file again.", 400)
     purge_expired_drafts(limit=20)
-    live = live_drafts(membership.user, membership.team).count()
+    live = waiting_uploads(membership.user, membership.team)
     if live >= MAX_LIVE_DRAFTS:
         return _json_error(
             f"You have {live} files waiting to be sent. Send or remove some before adding more.",
@@ -355,7 +405,7 @@ def _upload(request, membership):
         file = ingest_upload(uploaded)
     except media.MediaError as refused:
         return _json_error(refused.message, 400)
-    draft = create_draft(membership.user, membership.team, file)
+    draft = create_draft(membership.user, membership.team, form_key, file)
     return JsonResponse({"ok": True, "upload": _draft_json(draft)}, status=201)
 
 
@@ -387,7 +437,9 @@ def check(request):
     if error:
         return error
     data = request.POST
-    drafts, gone = load_drafts(membership.user, membership.team, data.getlist("uploads"))
+    drafts, gone = load_drafts(
+        membership.user, membership.team, _form_key(request), data.getlist("uploads")
+    )
     parsed = parse_recipients(data.get("to", ""))
     try:
         prepare(

@@ -32,10 +32,18 @@ class ActionsOnlyAdminMixin:
     """
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+        # The admin's own display fields, then every column.
+        return [*self.readonly_fields, *(f.name for f in self.model._meta.fields)]
 
     def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request)
+
+
+def email_of(user) -> str:
+    """A person as the app names them everywhere: by email (the username is allauth's own)."""
+    if user is None:
+        return "—"
+    return user.email or user.get_username()

@@ -4,12 +4,15 @@ import logging
 import re
 
 # Bearer/Basic credentials, OAuth form and JSON fields, and query parameters that carry secrets.
+# An OAuth authorization code travels only as a parameter (`code=…`); "code: SMS-RC-413" in a
+# sentence is RingCentral's error code, which people need to read.
 _SECRET_PATTERNS = [
     re.compile(r"(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(
-        r"(?i)(\b(?:access_token|refresh_token|client_secret|code_verifier|code|token|"
+        r"(?i)(\b(?:access_token|refresh_token|client_secret|code_verifier|token|"
         r"verificationToken|password)[\"']?\s*[:=]\s*[\"']?)[^\s&\"',}]+"
     ),
+    re.compile(r"(?i)((?<![\w-])code=)[^\s&\"',}]+"),
 ]
 # Invitation links carry a signed token in the path; it grants team membership while valid.
 _INVITATION_PATH = re.compile(r"(/invitations/)[^/\s\"']+")

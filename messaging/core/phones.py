@@ -6,6 +6,7 @@ import re
 import phonenumbers
 
 _NANP = re.compile(r"\+1([2-9]\d{2})([2-9]\d{2})(\d{4})")
+_E164_IN_TEXT = re.compile(r"\+[1-9]\d{6,14}\b")
 
 
 def format_number(e164: str) -> str:
@@ -26,3 +27,8 @@ def _format_international(e164: str) -> str:
     except phonenumbers.NumberParseException:
         return e164
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def format_numbers_in(text: str) -> str:
+    """`text` with every E.164 number in it written as people read it."""
+    return _E164_IN_TEXT.sub(lambda match: format_number(match.group(0)), text or "")

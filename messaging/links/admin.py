@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.text import Truncator
 
-from messaging.core.admin import ReadOnlyAdminMixin, ReadOnlyInline
-from messaging.models import RingCentralConnection, SenderNumber
+from messaging.core.admin import ReadOnlyAdminMixin, ReadOnlyInline, email_of
+from messaging.models import ConnectionShare, RingCentralConnection, SenderNumber
 
 
 class ConnectionListFilter(admin.RelatedFieldListFilter):
@@ -26,6 +26,18 @@ class ConnectionListFilter(admin.RelatedFieldListFilter):
 TOKEN_FIELDS = ("access_token_ciphertext", "refresh_token_ciphertext")
 
 
+class ConnectionShareInline(ReadOnlyInline, admin.TabularInline):
+    model = ConnectionShare
+    verbose_name = "other team using it"
+    verbose_name_plural = "other teams using it"
+    fields = ("team", "shared_by_email", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="Brought in by")
+    def shared_by_email(self, obj):
+        return email_of(obj.shared_by)
+
+
 class SenderNumberInline(ReadOnlyInline, admin.TabularInline):
     model = SenderNumber
     fields = ("phone_number", "label", "can_sms", "can_mms", "is_toll_free", "active", "synced_at")
@@ -37,16 +49,15 @@ class RingCentralConnectionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Health of each link. Linking, refreshing and disconnecting happen in the app, which holds
     the rules (and the tokens); here they are only watched."""
 
+    # Columns that fit a 1280 px screen; the other times are on each link's page.
     list_display = (
-        "__str__",
+        "ringcentral_user",
         "team",
+        "linked_by_email",
         "status",
         "shared_with_team",
         "last_error_short",
-        "access_expires_at",
         "refresh_expires_at",
-        "last_refreshed_at",
-        "numbers_synced_at",
     )
     list_filter = ("status", "shared_with_team", "team")
     list_select_related = ("team", "linked_by")
@@ -59,7 +70,10 @@ class RingCentralConnectionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     exclude = TOKEN_FIELDS
     fieldsets = (
-        (None, {"fields": ("team", "linked_by", "shared_with_team", "status", "last_error")}),
+        (
+            None,
+            {"fields": ("team", "linked_by_email", "shared_with_team", "status", "last_error")},
+        ),
         (
             "RingCentral user",
             {
@@ -88,10 +102,22 @@ class RingCentralConnectionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             },
         ),
     )
-    inlines = (SenderNumberInline,)
+    inlines = (SenderNumberInline, ConnectionShareInline)
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name not in TOKEN_FIELDS]
+        return [
+            "linked_by_email",
+            *(f.name for f in self.model._meta.fields if f.name not in TOKEN_FIELDS),
+        ]
+
+    @admin.display(description="Linked by", ordering="linked_by__email")
+    def linked_by_email(self, obj):
+        return email_of(obj.linked_by)
+
+    @admin.display(description="RingCentral user", ordering="extension_name")
+    def ringcentral_user(self, obj):
+        name = obj.extension_name or f"extension {obj.extension_id}"
+        return f"{name} (ext. {obj.extension_number})" if obj.extension_number else name
 
     def get_queryset(self, request):
         # The ciphertext is not even loaded, so no template or repr can leak it.
@@ -99,7 +125,7 @@ class RingCentralConnectionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Last error")
     def last_error_short(self, obj):
-        return Truncator(obj.last_error).chars(80) or "—"
+        return Truncator(obj.last_error).chars(40) or "—"
 
 
 @admin.register(SenderNumber)

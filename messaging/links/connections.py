@@ -12,11 +12,18 @@ import logging
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from messaging.links import signals, tokens
-from messaging.models import ConnectionStatus, RingCentralConnection, Role, SenderNumber
+from messaging.models import (
+    ConnectionShare,
+    ConnectionStatus,
+    RingCentralConnection,
+    Role,
+    SenderNumber,
+    Team,
+)
 from messaging.ringcentral import errors, oauth
 from messaging.ringcentral.client import ExtensionInfo, RingCentralClient
 
@@ -30,6 +37,45 @@ def visible_to(queryset, user, membership):
     return queryset.filter(Q(linked_by=user) | Q(shared_with_team=True))
 
 
+def brought_into(team):
+    """Links of other teams that their linking user lets ``team`` use (ConnectionShare)."""
+    return RingCentralConnection.objects.filter(shares__team=team)
+
+
+def usable_for(user, team):
+    """The usable links ``user`` may send from in ``team``: the team's own that are theirs or
+    shared with the team, and those brought into the team."""
+    own = Q(team=team) & (Q(linked_by=user) | Q(shared_with_team=True))
+    brought_in = Exists(ConnectionShare.objects.filter(connection=OuterRef("pk"), team=team))
+    return RingCentralConnection.objects.filter(
+        own | brought_in, status__in=RingCentralConnection.USABLE_STATUSES
+    )
+
+
+def bring_into(connection, team, user) -> bool:
+    """Let ``team`` use ``connection`` without linking RingCentral again; False if it already
+    can. The caller checks that ``user`` linked it and may send in ``team``."""
+    if connection.team_id == team.pk:
+        return False
+    _, created = ConnectionShare.objects.get_or_create(
+        connection=connection, team=team, defaults={"shared_by": user}
+    )
+    return created
+
+
+def teams_to_bring_into(connection, user):
+    """Teams of ``user`` (sender or above) that could use ``connection`` but do not yet."""
+    return (
+        Team.objects.filter(
+            memberships__user=user,
+            memberships__role__in=[r for r in Role.values if Role.at_least(r, Role.SENDER)],
+        )
+        .exclude(pk=connection.team_id)
+        .exclude(connection_shares__connection=connection)
+        .order_by("name")
+    )
+
+
 @dataclass(frozen=True)
 class TeamHealth:
     """What every page needs to know about the current team's links (banner, dashboard)."""
@@ -40,19 +86,20 @@ class TeamHealth:
 
 
 def team_health(user, membership) -> TeamHealth:
+    team = membership.team
     team_qs = RingCentralConnection.objects.filter(team_id=membership.team_id)
-    mine = visible_to(team_qs, user, membership)
+    mine = visible_to(team_qs, user, membership) | brought_into(team)
     usable = RingCentralConnection.USABLE_STATUSES
     return TeamHealth(
-        broken=list(mine.filter(status=ConnectionStatus.BROKEN).select_related("linked_by")),
-        usable_in_team=team_qs.filter(status__in=usable).exists(),
-        usable_for_user=team_qs.filter(status__in=usable)
-        .filter(Q(linked_by=user) | Q(shared_with_team=True))
-        .exists(),
+        broken=list(
+            mine.filter(status=ConnectionStatus.BROKEN).select_related("linked_by").distinct()
+        ),
+        usable_in_team=(team_qs | brought_into(team)).filter(status__in=usable).exists(),
+        usable_for_user=usable_for(user, team).exists(),
     )
 
 
-def link(team, user, token_set: oauth.TokenSet):
+def link(team, user, token_set: oauth.TokenSet, *, origin: str = ""):
     """Create or update the team's connection for the RingCentral user the tokens belong to.
 
     Reads the extension and account with the new token, then stores everything in one
@@ -60,7 +107,8 @@ def link(team, user, token_set: oauth.TokenSet):
     one) updates that row: new tokens, status `linked`, the linking user becomes its owner,
     the sharing choice is kept. The session that row held before is revoked at RingCentral
     afterwards (best effort), since RingCentral caps parallel sessions per user.
-    Returns `(connection, created)`.
+    `origin` is the address the request linking it reached the portal at, for links in emails
+    about it later. Returns `(connection, created)`.
     """
     reader = RingCentralClient.for_access_token(token_set.access_token)
     extension: ExtensionInfo = reader.get_extension()
@@ -81,6 +129,8 @@ def link(team, user, token_set: oauth.TokenSet):
                     )
                 previous_refresh_token = "" if created else connection.refresh_token
                 connection.linked_by = user
+                if origin:
+                    connection.origin = origin[:200]
                 connection.extension_name = extension.name[:200]
                 connection.extension_number = extension.extension_number[:32]
                 connection.company_name = extension.company[:200]

@@ -2,12 +2,13 @@
 
 import logging
 
-from django.conf import settings
 from django.core.mail import send_mail
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from messaging.models import RingCentralConnection, Role
+from messaging.core.addresses import absolute_url
+from messaging.models import Membership, RingCentralConnection, Role
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +25,20 @@ def link_broken(connection_id: int) -> None:
     )
     if connection is None:
         return
-    admins = connection.team.memberships.filter(role__in=[Role.OWNER, Role.ADMIN]).select_related(
-        "user"
-    )
+    # The admins of its team and of every team it was brought into.
+    admins = Membership.objects.filter(
+        Q(team=connection.team) | Q(team__connection_shares__connection=connection),
+        role__in=[Role.OWNER, Role.ADMIN],
+    ).select_related("user")
     recipients = {m.user.email for m in admins if m.user.email}
     if connection.linked_by and connection.linked_by.email:
         recipients.add(connection.linked_by.email)
     if not recipients:
         return
-    page = reverse("ringcentral")
     context = {
         "connection": connection,
         "team": connection.team,
-        "page_url": f"{settings.PUBLIC_BASE_URL}{page}" if settings.PUBLIC_BASE_URL else page,
+        "page_url": absolute_url(reverse("ringcentral"), connection.origin),
     }
     subject = render_to_string("ringcentral/email/broken_subject.txt", context).strip()
     body = render_to_string("ringcentral/email/broken_message.txt", context)

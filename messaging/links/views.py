@@ -31,8 +31,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from messaging.core.addresses import origin_of
 from messaging.links import connections
-from messaging.models import ConnectionStatus, RingCentralConnection, Role, SenderNumber, Team
+from messaging.models import (
+    ConnectionShare,
+    ConnectionStatus,
+    RingCentralConnection,
+    Role,
+    SenderNumber,
+    Team,
+)
 from messaging.ringcentral import oauth
 from messaging.ringcentral.errors import RingCentralError
 from messaging.teams.permissions import get_rw_team_for_user, get_team_for_user
@@ -73,6 +81,7 @@ def overview(request):
         (disconnected if connection.status == ConnectionStatus.DISCONNECTED else current).append(
             connection
         )
+    can_link = membership.can(Role.SENDER)
     return render(
         request,
         "ringcentral/overview.html",
@@ -80,7 +89,19 @@ def overview(request):
             "membership": membership,
             "connections": current,
             "disconnected": disconnected,
-            "can_link": membership.can(Role.SENDER),
+            "brought_in": ConnectionShare.objects.filter(team=membership.team)
+            .select_related("connection__team", "connection__linked_by", "shared_by")
+            .prefetch_related("connection__numbers"),
+            # The user's links in their other teams, to use here without signing in again.
+            "bringable": RingCentralConnection.objects.filter(
+                linked_by=request.user, status__in=RingCentralConnection.USABLE_STATUSES
+            )
+            .exclude(team=membership.team)
+            .exclude(shares__team=membership.team)
+            .select_related("team")
+            if can_link
+            else [],
+            "can_link": can_link,
             "is_admin": membership.can(Role.ADMIN),
         },
     )
@@ -177,7 +198,9 @@ def callback(request):
 
     try:
         tokens = oauth.exchange_code(code, entry["redirect_uri"], entry["verifier"])
-        connection, created = connections.link(membership.team, request.user, tokens)
+        connection, created = connections.link(
+            membership.team, request.user, tokens, origin=origin_of(request)
+        )
     except RingCentralError as exc:
         log.warning("Linking RingCentral failed: %s", exc)
         return _problem(request, "failed", exc=exc, status=502 if exc.retryable else 400)
@@ -232,6 +255,47 @@ def share(request, pk: int):
         messages.success(request, f"Everyone in {membership.team} can now send from {connection}.")
     else:
         messages.success(request, f"Only you can send from {connection} now.")
+    return redirect("ringcentral")
+
+
+@login_required
+@require_POST
+def bring(request, pk: int):
+    """Let another team of the linking user (field `team`, a slug) use this link, without
+    signing in to RingCentral again."""
+    connection, _ = _connection_for(request, pk)
+    if connection.linked_by_id != request.user.pk:
+        raise PermissionDenied(
+            "Only the person who linked this RingCentral account can use it in another team."
+        )
+    target = get_rw_team_for_user(request, request.POST.get("team") or "", role=Role.SENDER)
+    if not connection.is_usable:
+        messages.error(request, "Reconnect RingCentral first: this link is not working.")
+    elif connections.bring_into(connection, target.team, request.user):
+        name = connection.extension_name or "this link"
+        messages.success(
+            request, f"The senders of {target.team} can now send from {name}'s numbers."
+        )
+    else:
+        messages.info(request, f"{target.team} already uses this link.")
+    return redirect("ringcentral")
+
+
+@login_required
+@require_POST
+def stop_using(request, pk: int):
+    """The current team stops using a link brought in from another team (its linking user or
+    the team's admins decide); the link itself stays as it is."""
+    membership = get_team_for_user(request)
+    share = get_object_or_404(
+        ConnectionShare.objects.select_related("connection"), connection_id=pk, team=membership.team
+    )
+    if share.connection.linked_by_id != request.user.pk and not membership.can(Role.ADMIN):
+        raise PermissionDenied(
+            "Only the person who brought this link in or a team admin can stop using it here."
+        )
+    share.delete()
+    messages.success(request, f"{membership.team} no longer sends from this link.")
     return redirect("ringcentral")
 
 

@@ -1,7 +1,8 @@
 """Data model of mmsportal, one module per concern; every model is importable from here.
 
 teams       Role, Team, Membership, Invitation
-links       RingCentralConnection (a linked RingCentral user) and its SenderNumbers
+links       RingCentralConnection (a linked RingCentral user), its SenderNumbers, and the
+            ConnectionShares that let its user's other teams use it
 outbox      OutboundMessage and its Recipients, Attachments, SendAttempts and MessageEvents
 drafts      DraftAttachment: files on the compose page before their message exists
 files       StoredFile: what a draft and an attachment both record of a checked file (abstract)
@@ -10,7 +11,7 @@ ratelimit   RateLimitBucket and RateLimitGrant (the database rate limiter's stat
 """
 
 from .drafts import DraftAttachment
-from .links import ConnectionStatus, RingCentralConnection, SenderNumber
+from .links import ConnectionShare, ConnectionStatus, RingCentralConnection, SenderNumber
 from .outbox import (
     ACCEPTED_STATUSES,
     CLAIMABLE_STATUSES,
@@ -35,6 +36,7 @@ __all__ = [
     "FINAL_STATUSES",
     "Attachment",
     "AttemptOutcome",
+    "ConnectionShare",
     "ConnectionStatus",
     "DraftAttachment",
     "Invitation",

@@ -45,6 +45,9 @@ class RingCentralConnection(models.Model):
         related_name="rc_connections",
     )
     shared_with_team = models.BooleanField(default=False)
+    # The address the portal was reached at when the link was made (scheme and host), for links
+    # in emails about it when PUBLIC_BASE_URL is not set.
+    origin = models.CharField(max_length=200, blank=True)
 
     account_id = models.CharField(max_length=32)
     extension_id = models.CharField(max_length=32)
@@ -69,6 +72,7 @@ class RingCentralConnection(models.Model):
     disconnected_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "RingCentral connection"
         ordering = ["team__name", "extension_name", "pk"]
         constraints = [
             models.UniqueConstraint(
@@ -100,6 +104,36 @@ class RingCentralConnection(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.status in self.USABLE_STATUSES
+
+
+class ConnectionShare(models.Model):
+    """A RingCentral link used in another team of its linking user, without linking again.
+
+    RingCentral gives one pair of tokens per sign-in and rotates it on every refresh, so two
+    rows holding the same pair would break each other; the link stays one row (in the team it
+    was made in) and this row lets `team` use it: its senders may send from the link's numbers,
+    and the messages are `team`'s. Disconnecting the link ends it everywhere.
+    """
+
+    connection = models.ForeignKey(
+        RingCentralConnection, on_delete=models.CASCADE, related_name="shares"
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="connection_shares")
+    shared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "team"], name="one_share_per_connection_and_team"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.connection} used in {self.team}"
 
 
 class SenderNumber(models.Model):

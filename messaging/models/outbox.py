@@ -88,6 +88,9 @@ class OutboundMessage(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
+    # The address the portal was reached at by the request that wrote the message (scheme and
+    # host), for links in emails sent later by a worker when PUBLIC_BASE_URL is not set.
+    origin = models.CharField(max_length=200, blank=True)
     text = models.TextField(blank=True)
     is_group = models.BooleanField(default=False)
     status = models.CharField(

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.text import Truncator
 
 from messaging.core.admin import ActionsOnlyAdminMixin, ReadOnlyInline
+from messaging.core.phones import format_number
 from messaging.links.admin import ConnectionListFilter
 from messaging.models import (
     Attachment,
@@ -22,6 +23,7 @@ from messaging.models import (
     OutboundMessage,
     Recipient,
     SendAttempt,
+    SenderNumber,
 )
 from messaging.outbox import states
 from messaging.outbox.folders import FOLDERS, folder_q, get_folder, search_q
@@ -41,6 +43,23 @@ class FolderFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         folder = get_folder(self.value())
         return queryset.filter(folder_q(folder)) if folder else queryset
+
+
+class FromNumberFilter(admin.SimpleListFilter):
+    """The number a message was sent from, each number once (the same number may belong to
+    several links)."""
+
+    title = "sender number"
+    parameter_name = "from"
+
+    def lookups(self, request, model_admin):
+        numbers = SenderNumber.objects.order_by("phone_number").values_list(
+            "phone_number", flat=True
+        )
+        return [(number, format_number(number)) for number in numbers.distinct()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(from_number=self.value()) if self.value() else queryset
 
 
 class HasErrorFilter(admin.SimpleListFilter):
@@ -193,6 +212,8 @@ class OutboundMessageAdmin(ActionsOnlyAdminMixin, admin.ModelAdmin):
     through the actions, which call the state machine."""
 
     date_hierarchy = "created_at"
+    # Columns that fit a 1280 px screen; the link and RingCentral's id are on each message's
+    # page (and the id is searchable).
     list_display = (
         "id",
         "created_at",
@@ -202,8 +223,6 @@ class OutboundMessageAdmin(ActionsOnlyAdminMixin, admin.ModelAdmin):
         "status",
         "error_summary",
         "written_by",
-        "connection",
-        "rc_message_id",
     )
     list_display_links = ("id", "created_at")
     list_filter = (
@@ -212,9 +231,9 @@ class OutboundMessageAdmin(ActionsOnlyAdminMixin, admin.ModelAdmin):
         "team",
         ("connection", ConnectionListFilter),
         HasErrorFilter,
-        "sender_number",
+        FromNumberFilter,
     )
-    list_select_related = ("team", "created_by", "connection__team")
+    list_select_related = ("team", "created_by")
     # The search box looks at these; get_search_results normalises phone numbers first.
     search_fields = ("recipients__phone_number", "text", "rc_message_id")
     search_help_text = (
@@ -227,8 +246,9 @@ class OutboundMessageAdmin(ActionsOnlyAdminMixin, admin.ModelAdmin):
     list_per_page = 100
     actions = ("requeue_failed", "cancel_queued", "export_selected_csv")
     inlines = (RecipientInline, AttachmentInline, SendAttemptInline, MessageEventInline)
+    readonly_fields = ("written_by",)
     fieldsets = (
-        (None, {"fields": ("team", "status", "created_at", "created_by", "text", "is_group")}),
+        (None, {"fields": ("team", "status", "created_at", "written_by", "text", "is_group")}),
         (
             "RingCentral",
             {

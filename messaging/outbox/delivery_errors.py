@@ -205,6 +205,11 @@ LINK_LOST_REASON = "The RingCentral link stopped working before a delivery repor
 LINK_LOST_FIX = "Reconnect RingCentral; the message itself may well have arrived."
 
 
+def codes_of(*kinds: str) -> frozenset[str]:
+    """Every known code of these kinds."""
+    return frozenset(code for code, (kind, _, _) in _BY_CODE.items() if kind in kinds)
+
+
 def explain(code: str | None, status: str = "") -> Explanation:
     """The reason and fix for `code` (RingCentral's `deliveryErrorCode`, may be empty).
 

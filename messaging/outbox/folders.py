@@ -88,11 +88,13 @@ def get_folder(key: str | None) -> Folder | None:
 
 
 def stalled_connection_ids(team_id: int) -> list[int]:
-    """The team's connections that can no longer send (few rows: one query on a small table)."""
+    """The connections the team sends through (its own and those brought in from its members'
+    other teams) that can no longer send; few rows, one query on a small table."""
     return list(
-        RingCentralConnection.objects.filter(
-            team_id=team_id, status__in=UNUSABLE_CONNECTION_STATUSES
-        ).values_list("pk", flat=True)
+        RingCentralConnection.objects.filter(status__in=UNUSABLE_CONNECTION_STATUSES)
+        .filter(Q(team_id=team_id) | Q(shares__team_id=team_id))
+        .values_list("pk", flat=True)
+        .distinct()
     )
 
 

@@ -8,14 +8,10 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from messaging.core.addresses import absolute_url
 from messaging.models import OutboundMessage
 
 log = logging.getLogger(__name__)
-
-
-def absolute_url(path: str) -> str:
-    base = settings.PUBLIC_BASE_URL or "http://127.0.0.1:8000"
-    return f"{base}{path}"
 
 
 def _email_author(message_id: int, subject: str, template: str, extra_context) -> None:
@@ -31,7 +27,7 @@ def _email_author(message_id: int, subject: str, template: str, extra_context) -
     recipients = list(message.recipients.all())
     context = {
         "message": message,
-        "url": absolute_url(reverse("message_detail", args=[message.pk])),
+        "url": absolute_url(reverse("message_detail", args=[message.pk]), message.origin),
         **extra_context(recipients),
     }
     try:

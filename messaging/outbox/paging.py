@@ -77,3 +77,13 @@ def keyset_page(queryset, *, after: str | None = None, before: str | None = None
         older=encode_cursor(rows[-1]) if rows and more_older else None,
         newer=encode_cursor(rows[0]) if rows and after else None,
     )
+
+
+def newer_than(queryset, cursor: str, limit: int = PAGE_SIZE) -> list:
+    """Up to `limit` rows of `queryset` newer than `cursor`, newest first (what arrived above
+    the top row of a page)."""
+    created_at, pk = decode_cursor(cursor)
+    newer = queryset.filter(created_at__gte=created_at).filter(
+        Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk)
+    )
+    return list(newer.order_by("-created_at", "-pk")[:limit])

@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -14,6 +15,12 @@ from messaging.teams.permissions import get_team_for_user
 from mmsportal.celery import app as celery_app
 
 log = logging.getLogger(__name__)
+
+
+@require_GET
+def favicon(request):
+    """Browsers ask for /favicon.ico wherever a page names no icon (a file, JSON)."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 def home(request):

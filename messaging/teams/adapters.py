@@ -3,6 +3,12 @@ from allauth.account.adapter import DefaultAccountAdapter
 from messaging.teams import actions, invitations
 
 
+def user_display(user) -> str:
+    """How allauth names a person (pages, emails): by the email they sign in with, never by the
+    username allauth made up from it."""
+    return user.email or user.get_username()
+
+
 class AccountAdapter(DefaultAccountAdapter):
     """Our only hook into allauth's sign-up: every new user starts with a personal team, and
     signing up through an invitation link with the invited address needs no extra

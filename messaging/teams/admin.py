@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils import timezone
 
-from messaging.core.admin import ActionsOnlyAdminMixin
+from messaging.core.admin import ActionsOnlyAdminMixin, email_of
 from messaging.models import Invitation, Membership, Team
 from messaging.teams import invitations
 
@@ -43,12 +43,16 @@ class MembershipAdmin(admin.ModelAdmin):
     """Role changes here are checked by the database (one owner per team) but not by the team
     rules of messaging/teams/actions.py; prefer the team page for everyday changes."""
 
-    list_display = ("user", "team", "role", "joined_at", "last_selected_at")
+    list_display = ("member", "team", "role", "joined_at", "last_selected_at")
     list_filter = ("role",)
     list_select_related = ("user", "team")
     search_fields = ("user__email", "team__name", "team__slug")
     raw_id_fields = ("user", "team")
     readonly_fields = ("joined_at", "last_selected_at")
+
+    @admin.display(description="Member", ordering="user__email")
+    def member(self, obj):
+        return email_of(obj.user)
 
 
 @admin.register(Invitation)
@@ -56,11 +60,15 @@ class InvitationAdmin(ActionsOnlyAdminMixin, admin.ModelAdmin):
     """Invitations are created and emailed from the team page (they carry a signed link);
     the console lists them and can withdraw pending ones."""
 
-    list_display = ("email", "team", "role", "invited_by", "created_at", "expires_at", "state")
+    list_display = ("email", "team", "role", "inviter", "created_at", "expires_at", "state")
     list_filter = ("role",)
     list_select_related = ("team", "invited_by")
     search_fields = ("email", "team__name")
     actions = ("revoke_pending",)
+
+    @admin.display(description="Invited by", ordering="invited_by__email")
+    def inviter(self, obj):
+        return email_of(obj.invited_by)
 
     @admin.display(description="State")
     def state(self, obj):

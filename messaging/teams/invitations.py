@@ -28,6 +28,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from messaging.core.addresses import absolute_url, origin_of
 from messaging.models import Invitation, Membership, Role, Team
 from messaging.teams import actions
 
@@ -66,10 +67,7 @@ def invitation_path(invitation: Invitation) -> str:
 
 def invitation_url(request, invitation: Invitation) -> str:
     # Behind a proxy the request may not know the public address; PUBLIC_BASE_URL does.
-    path = invitation_path(invitation)
-    if settings.PUBLIC_BASE_URL:
-        return settings.PUBLIC_BASE_URL + path
-    return request.build_absolute_uri(path)
+    return absolute_url(invitation_path(invitation), origin_of(request))
 
 
 class InvitationProblem(Exception):

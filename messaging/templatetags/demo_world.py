@@ -10,6 +10,8 @@ import functools
 
 from django import template
 from django.conf import settings
+from django.core.mail.backends import console
+from django.utils.module_loading import import_string
 
 from messaging.core.phones import format_number
 from messaging.models import MessageStatus
@@ -35,7 +37,9 @@ def demo_world() -> dict:
     the failures, then the one that never settles),
     `emails_in_terminal` (sign-up emails go to the console)."""
     world = dict(_world())
-    world["emails_in_terminal"] = settings.EMAIL_BACKEND.endswith("console.EmailBackend")
+    world["emails_in_terminal"] = issubclass(
+        import_string(settings.EMAIL_BACKEND), console.EmailBackend
+    )
     return world
 
 

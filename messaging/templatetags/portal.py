@@ -1,4 +1,9 @@
+import re
+from datetime import timedelta
+
 from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 from messaging.core.phones import format_number
 from messaging.ringcentral import limits
@@ -16,3 +21,23 @@ def decimal_size(value) -> str:
 def phone(value) -> str:
     """A stored E.164 number as people read it ("+1 650-555-0100")."""
     return format_number(str(value or ""))
+
+
+@register.filter
+def ago(value) -> str:
+    """How long ago `value` was, in words ("just now", "5 minutes ago", "2 days ago")."""
+    if not value:
+        return ""
+    if timezone.now() - value < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(value, depth=1)} ago"
+
+
+_WORD_START = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+@register.filter
+def words(value) -> str:
+    """One of RingCentral's CamelCase names read as words: "DirectNumber" -> "Direct number"."""
+    parts = _WORD_START.split(str(value or ""))
+    return " ".join([parts[0], *(part.lower() for part in parts[1:])]) if parts[0] else ""

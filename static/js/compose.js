@@ -250,6 +250,24 @@
     if (status) status.textContent = message;
   }
 
+  function names(state) {
+    return liveItems()
+      .filter(function (item) { return item.state === state; })
+      .map(function (item) { return "“" + item.name + "”"; });
+  }
+
+  // The status line names every file, not just the one that finished last: uploads end in any
+  // order, and "b.jpg attached." alone would hide that a.jpg is still on its way.
+  function announceFiles(prefix) {
+    var done = names("done");
+    var uploading = names("uploading");
+    var parts = prefix ? [prefix] : [];
+    if (done.length) parts.push("Attached: " + done.join(", ") + ".");
+    if (uploading.length) parts.push("Uploading: " + uploading.join(", ") + ".");
+    if (!done.length && !uploading.length) parts.push("No files attached.");
+    announce(parts.join(" "));
+  }
+
   // --- The server's check ---------------------------------------------------------------------
 
   function fieldsForCheck() {
@@ -425,7 +443,7 @@
     items.splice(index, 1);
     var next = item.node.nextElementSibling || item.node.previousElementSibling;
     item.node.remove();
-    announce(item.name + " removed.");
+    announceFiles("“" + item.name + "” removed.");
     touched.attachments = true;
     render();
     scheduleCheck(0);
@@ -468,7 +486,7 @@
         item.fittable = answer.upload.fittable;
         item.file = null;
         updateItem(item);
-        announce(item.name + " attached.");
+        announceFiles();
         render();
         scheduleCheck(0);
       } else {
@@ -505,7 +523,7 @@
         upload(item);
       }
     });
-    announce(plural(files.length, "file") + " uploading.");
+    announceFiles();
     render();
   }
 

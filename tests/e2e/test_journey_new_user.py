@@ -69,7 +69,9 @@ def test_a_new_user_signs_up_links_ringcentral_and_sees_a_photo_message_delivere
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator(".flash")).to_contain_text("You have signed out.")
     sign_in_through_form(page, EMAIL)
-    expect(page.get_by_text(EMAIL)).to_be_visible()
+    expect(page.get_by_text(EMAIL, exact=True)).to_be_visible()
+    # allauth names the person by their email, not by the username it made up.
+    expect(page.locator(".flash")).to_contain_text(f"Successfully signed in as {EMAIL}")
 
     link_ringcentral(page)
 

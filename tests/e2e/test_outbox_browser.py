@@ -1,5 +1,6 @@
-"""Live statuses in a real Chromium: badges change in place as the outbox moves a message, the
-change is announced politely, and polling stops when everything is final or the tab is hidden."""
+"""The outbox and a message's page, live in a real Chromium: badges change in place as the outbox
+moves a message and the change is announced politely; new messages appear on top; a message's
+page changes whole; polling pauses while the tab is hidden."""
 
 import re
 
@@ -23,11 +24,17 @@ def queued(team, alice):
 
 def watch_polls(page):
     polls = []
-    page.on("request", lambda r: polls.append(r.url) if "/messages/status/" in r.url else None)
+    page.on("request", lambda r: polls.append(r.url) if "/messages/live/" in r.url else None)
     return polls
 
 
-def test_statuses_change_in_place_and_polling_stops_once_final(page, sign_in, alice, team, queued):
+def asks_for_statuses(url: str) -> bool:
+    return "ids=" in url and not re.search(r"ids=(&|$)", url)
+
+
+def test_statuses_change_in_place_and_a_finished_page_asks_only_for_new_messages(
+    page, sign_in, alice, team, queued
+):
     sign_in(page, alice, team)
     polls = watch_polls(page)
     page.goto("/messages/")
@@ -49,8 +56,40 @@ def test_statuses_change_in_place_and_polling_stops_once_final(page, sign_in, al
 
     settled = len(polls)
     page.wait_for_timeout(QUIET)
-    assert len(polls) == settled  # nothing left to follow
+    # Still listening for new messages, but asking about none of the finished ones.
+    assert not any(asks_for_statuses(url) for url in polls[settled:])
     assert page.evaluate("window.__sameDocument") is True  # never reloaded
+
+
+def test_new_messages_appear_on_top_with_the_counts_without_a_reload(
+    page, sign_in, alice, bob, team, queued
+):
+    sign_in(page, alice, team)
+    page.goto("/messages/")
+    page.evaluate("window.__sameDocument = true")
+    rows = page.locator(".outbox-table tbody tr")
+    expect(rows).to_have_count(1)
+    expect(page.locator('[data-count-for="all"]')).to_have_text("1")
+
+    # A teammate writes one (any tab, any browser: it is in the database).
+    newer = make_message(queued.sender_number, bob, to=("+16505550112",), text="From bob")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("From bob")
+    expect(page.locator(f'[data-status-for="{newer.pk}"]')).to_have_text("Queued")
+    expect(page.locator('[data-count-for="all"]')).to_have_text("2")
+    expect(page.locator("[data-outbox-announcer]")).to_contain_text("1 new message")
+    assert page.evaluate("window.__sameDocument") is True
+
+
+def test_the_first_message_replaces_the_empty_outbox(page, sign_in, alice, team):
+    number = make_number(make_connection(team, alice, shared=True))
+    sign_in(page, alice, team)
+    page.goto("/messages/")
+    expect(page.get_by_text("No messages yet.")).to_be_visible()
+    make_message(number, alice, text="The very first")
+    # Nothing shown is on its way, so the page asks at its slower, idle pace.
+    expect(page.locator(".outbox-table tbody tr")).to_have_count(1, timeout=15_000)
+    expect(page.get_by_text("No messages yet.")).to_be_hidden()
 
 
 def test_polling_pauses_while_the_tab_is_hidden_and_catches_up_when_shown(
@@ -80,24 +119,26 @@ def test_polling_pauses_while_the_tab_is_hidden_and_catches_up_when_shown(
     assert len(polls) > hidden_at
 
 
-def test_the_message_page_follows_its_status_and_offers_a_reload(
-    page, sign_in, alice, team, queued
-):
+def test_the_message_page_follows_its_message_whole(page, sign_in, alice, team, queued):
     sign_in(page, alice, team)
     page.goto(f"/messages/{queued.pk}/")
-    notice = page.locator("[data-reload-notice]")
-    expect(notice).to_be_hidden()
+    page.evaluate("window.__sameDocument = true")
+    live = page.locator(".message-live")
+    expect(live.get_by_role("button", name="Cancel sending")).to_be_visible()
+    expect(live).to_contain_text("Waiting for a worker")
+
     message, attempt = outbox.claim(queued.pk)
     outbox.record_success(message, attempt, outbox.Accepted(rc_message_id="5550002"))
-    expect(page.locator(f'[data-status-for="{queued.pk}"]')).to_have_text("Sent")
-    expect(notice).to_be_visible()
+    outbox.apply_delivery_report(message, [outbox.DeliveryReport("+16505550111", "Delivered")])
 
-
-def test_a_finished_outbox_loads_no_script(page, sign_in, alice, team, queued):
-    outbox.cancel(queued)
-    sign_in(page, alice, team)
-    polls = watch_polls(page)
-    page.goto("/messages/")
-    expect(page.locator(f'[data-status-for="{queued.pk}"]')).to_have_text("Canceled")
-    page.wait_for_timeout(5_000)
-    assert polls == []
+    expect(live.locator("[data-status-label]")).to_have_text("Delivered")
+    # Everything else moved with the badge: explanation, progress, recipient, timeline, actions.
+    expect(live).not_to_contain_text("Waiting for a worker")
+    expect(live.get_by_role("button", name="Cancel sending")).to_have_count(0)
+    expect(live.locator(".message-progress")).not_to_contain_text("Not yet")
+    expect(live.locator(".message-recipients")).to_contain_text("Delivered")
+    expect(live.locator(".message-recipients")).not_to_contain_text("Pending")
+    expect(live.locator(".message-timeline")).to_contain_text("Delivered to +1 650-555-0111.")
+    expect(page.get_by_text("Reload the page")).to_have_count(0)
+    expect(page.locator("[data-live-announcer]")).to_have_text("This message is now Delivered.")
+    assert page.evaluate("window.__sameDocument") is True

@@ -13,11 +13,14 @@ the recipients).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Exists, OuterRef, Prefetch
+from django.db.models import Exists, F, OuterRef, Prefetch, Subquery
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html_join
@@ -26,14 +29,16 @@ from django.utils.text import Truncator
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from messaging.core.phones import format_number
+from messaging.core.phones import format_number, format_numbers_in
 from messaging.models import (
     CLAIMABLE_STATUSES,
     Attachment,
+    MessageEvent,
     MessageStatus,
     OutboundMessage,
     Recipient,
     Role,
+    SendAttempt,
 )
 from messaging.outbox import states
 from messaging.outbox.folders import (
@@ -54,7 +59,14 @@ from messaging.outbox.folders import (
     search_q,
     stalled_connection_ids,
 )
-from messaging.outbox.paging import MAX_ID, BadCursor, keyset_page
+from messaging.outbox.paging import (
+    MAX_ID,
+    PAGE_SIZE,
+    BadCursor,
+    encode_cursor,
+    keyset_page,
+    newer_than,
+)
 from messaging.teams import actions
 from messaging.teams.permissions import get_rw_team_for_user, get_team_for_user
 
@@ -111,18 +123,23 @@ def _list_queryset(team):
 # --- The list -----------------------------------------------------------------------------------
 
 
-@login_required
-@require_GET
-def outbox_list(request):
-    """`/messages/?folder=<key>&q=<search>&after=<cursor>|before=<cursor>`."""
-    membership = get_team_for_user(request)
-    team = membership.team
+@dataclass
+class Listing:
+    """What a list page shows: a folder (None: all), a search term, and the rows they select."""
+
+    folder_key: str
+    folder: object
+    term: str
+    stalled_ids: list[int]
+    queryset: object
+
+
+def _listing(request, team) -> Listing:
     folder_key = request.GET.get("folder") or ALL
     folder = get_folder(folder_key)
     if folder is None:
         folder_key = ALL
     term = (request.GET.get("q") or "").strip()[:MAX_SEARCH_LENGTH]
-
     stalled_ids = stalled_connection_ids(team.pk)
     queryset = _list_queryset(team)
     if folder is not None:
@@ -130,21 +147,14 @@ def outbox_list(request):
     search = search_q(term)
     if search is not None:
         queryset = queryset.filter(search)
+    return Listing(folder_key, folder, term, stalled_ids, queryset)
 
-    status_code = 200
-    try:
-        page = keyset_page(
-            queryset, after=request.GET.get("after"), before=request.GET.get("before")
-        )
-    except BadCursor:
-        messages.error(request, "That page link is not valid any more; here are the newest.")
-        page = keyset_page(queryset)
-        status_code = 400
 
-    stalled = set(stalled_ids)
+def _rows(messages, stalled_ids) -> list[dict]:
     # Everything a row shows is worked out here, once: the template engine is the slowest part
     # of this page, and plain values are what it renders fastest.
-    rows = [
+    stalled = set(stalled_ids)
+    return [
         {
             "message": m,
             "url": reverse("message_detail", args=[m.pk]),
@@ -157,9 +167,40 @@ def outbox_list(request):
             "stalled": m.connection_id in stalled and m.status in ON_THE_WAY_STATUSES,
             "created": timezone.localtime(m.created_at),
         }
-        for m in page.rows
+        for m in messages
     ]
-    counts = folder_counts(team.messages.all(), stalled_ids)
+
+
+def _counts(team, listing: Listing) -> dict[str, int]:
+    """Folder counts of the messages the search shows (all of them without a search)."""
+    messages = team.messages.all()
+    search = search_q(listing.term)
+    if search is not None:
+        messages = messages.filter(search)
+    return folder_counts(messages, listing.stalled_ids)
+
+
+@login_required
+@require_GET
+def outbox_list(request):
+    """`/messages/?folder=<key>&q=<search>&after=<cursor>|before=<cursor>`."""
+    membership = get_team_for_user(request)
+    team = membership.team
+    listing = _listing(request, team)
+    folder_key, folder, term = listing.folder_key, listing.folder, listing.term
+
+    status_code = 200
+    try:
+        page = keyset_page(
+            listing.queryset, after=request.GET.get("after"), before=request.GET.get("before")
+        )
+    except BadCursor:
+        messages.error(request, "That page link is not valid any more; here are the newest.")
+        page = keyset_page(listing.queryset)
+        status_code = 400
+
+    rows = _rows(page.rows, listing.stalled_ids)
+    counts = _counts(team, listing)
     base = {"folder": folder_key} if folder_key != ALL else {}
     if term:
         base["q"] = term
@@ -167,6 +208,7 @@ def outbox_list(request):
     def link(**extra):
         return "?" + urlencode({**base, **extra}) if (base or extra) else "?"
 
+    newest_page = not page.newer and not request.GET.get("after")
     context = {
         "membership": membership,
         "team": team,
@@ -189,12 +231,56 @@ def outbox_list(request):
         "term": term,
         "older_url": link(after=page.older) if page.older else None,
         "newer_url": link(before=page.newer) if page.newer else None,
-        "newest_url": link() if (page.newer or request.GET.get("after")) else None,
+        "newest_url": link() if not newest_page else None,
         "can_send": membership.can(Role.SENDER),
         "compose_url": _url_or_none("compose"),
-        "any_pending": any(row["final"] == "false" for row in rows),
+        # The newest page shows messages as they are written; older pages keep their rows.
+        "live_url": reverse("outbox_live") + "?" + urlencode({**base, "newest": "1"})
+        if newest_page
+        else None,
+        "top": encode_cursor(page.rows[0]) if newest_page and page.rows else "",
     }
     return render(request, "messaging/outbox.html", context, status=status_code)
+
+
+@never_cache
+@require_GET
+def outbox_live(request):
+    """`/messages/live/?ids=1,2,3[&newest=1&folder=…&q=…&top=<cursor>]`: what changed.
+
+    `{"messages": [statuses of ids]}`, and for the newest page (`newest=1`) also `"rows"`:
+    `<tr>`s of the messages of the folder and search newer than `top` (all of the first page
+    when `top` is empty), newest first, `"top"`: the cursor of the newest, and `"counts"`: the
+    folder counts of the search. Only the current team's messages are answered.
+    """
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "Your session has ended; sign in again."}, status=401)
+    membership = get_team_for_user(request)
+    team = membership.team
+    statuses, problem = _statuses(membership, request.GET.get("ids", ""))
+    if problem:
+        return JsonResponse({"error": problem}, status=400)
+    if request.GET.get("newest") != "1":
+        return JsonResponse({"messages": statuses})
+    listing = _listing(request, team)
+    top = request.GET.get("top") or ""
+    try:
+        new = newer_than(listing.queryset, top) if top else list(listing.queryset[:PAGE_SIZE])
+    except BadCursor:
+        return JsonResponse({"error": "top is not a cursor of this list."}, status=400)
+    rows = _rows(new, listing.stalled_ids)
+    counts = _counts(team, listing)
+    return JsonResponse(
+        {
+            "messages": statuses,
+            "rows": render_to_string("messaging/_outbox_rows.html", {"rows": rows}, request)
+            if rows
+            else "",
+            "top": encode_cursor(new[0]) if new else top,
+            "added": len(rows),
+            "counts": {key: count_label(count) for key, count in counts.items()},
+        }
+    )
 
 
 # --- Live statuses ------------------------------------------------------------------------------
@@ -211,25 +297,29 @@ def message_statuses(request):
     if not request.user.is_authenticated:
         return JsonResponse({"error": "Your session has ended; sign in again."}, status=401)
     membership = get_team_for_user(request)
-    parts = [p.strip() for p in request.GET.get("ids", "").split(",") if p.strip()]
+    payload, problem = _statuses(membership, request.GET.get("ids", ""))
+    if problem:
+        return JsonResponse({"error": problem}, status=400)
+    return JsonResponse({"messages": payload, "all_final": all(item["final"] for item in payload)})
+
+
+def _statuses(membership, ids_param: str) -> tuple[list[dict], str]:
+    """The statuses of the team's messages among `ids_param` (ids separated by commas), or a
+    problem with the parameter."""
+    parts = [p.strip() for p in ids_param.split(",") if p.strip()]
     if len(parts) > MAX_STATUS_IDS:
-        return JsonResponse(
-            {"error": f"Ask for at most {MAX_STATUS_IDS} messages at a time."}, status=400
-        )
+        return [], f"Ask for at most {MAX_STATUS_IDS} messages at a time."
     try:
         ids = {int(p) for p in parts}
         ids = {i for i in ids if 0 < i <= MAX_ID}
     except ValueError:
-        return JsonResponse(
-            {"error": "ids must be message numbers separated by commas."}, status=400
-        )
+        return [], "ids must be message numbers separated by commas."
     found = (
         membership.team.messages.filter(pk__in=ids).order_by().values_list("pk", "status")
         if ids
         else []
     )
-    payload = [_status_payload(pk, status) for pk, status in found]
-    return JsonResponse({"messages": payload, "all_final": all(item["final"] for item in payload)})
+    return [_status_payload(pk, status) for pk, status in found], ""
 
 
 # --- One message --------------------------------------------------------------------------------
@@ -280,15 +370,10 @@ def _timeline(message) -> list[dict]:
                 "attempt": attempt,
             }
         )
-    for event in message.events.select_related("recipient"):
-        entries.append(
-            {
-                "at": event.at,
-                "kind": event.kind,
-                "what": event.text,
-                "recipient": event.recipient.phone_number if event.recipient else "",
-            }
-        )
+    for event in message.events.all():
+        # Events name their recipient in their own words: numbers are shown as people read them
+        # (older events wrote them as stored).
+        entries.append({"at": event.at, "kind": event.kind, "what": format_numbers_in(event.text)})
     # Stable: at equal times, the order above (written, attempts, events) stands.
     entries.sort(key=lambda entry: entry["at"])
     return entries
@@ -337,10 +422,67 @@ def _progress(message) -> list[dict]:
 @require_GET
 def message_detail(request, pk):
     membership, message = _message_for_reading(request, pk)
+    context = _detail_context(membership, message.pk)
+    return render(request, "messaging/message_detail.html", context)
+
+
+@never_cache
+@require_GET
+def message_live(request, pk):
+    """`/messages/<id>/live/?version=…`: the changing part of a message's page, for its script.
+
+    `{"changed": false}` while the page shows the message as it is; otherwise the part of the
+    page that follows the message (status, actions, explanation, progress, recipients,
+    timeline) rendered anew, with its version. Only the current team's messages are answered.
+    """
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "Your session has ended; sign in again."}, status=401)
+    membership = get_team_for_user(request)
+    version = _version(membership.team.messages.filter(pk=pk))
+    if version is None:
+        raise Http404
+    if request.GET.get("version") == version:
+        return JsonResponse({"changed": False})
+    context = _detail_context(membership, pk)
+    message = context["message"]
+    return JsonResponse(
+        {
+            "changed": True,
+            "version": context["version"],
+            "final": message.is_final,
+            "label": message.get_status_display(),
+            "html": render_to_string("messaging/_message_live.html", context, request=request),
+        }
+    )
+
+
+def _version(messages) -> str | None:
+    """What changes whenever anything the message's page shows changes: the message row, its
+    latest event, recipient change and attempt. One query; None when there is no message."""
+
+    def newest(model, field):
+        rows = model.objects.filter(message=OuterRef("pk")).order_by(F(field).desc(nulls_last=True))
+        return Subquery(rows.values(field)[:1])
+
+    latest = {
+        "last_event": newest(MessageEvent, "id"),
+        "last_recipient": newest(Recipient, "updated_at"),
+        "last_attempt": newest(SendAttempt, "finished_at"),
+    }
+    row = messages.annotate(**latest).values_list("updated_at", "attempts", *latest).first()
+    if row is None:
+        return None
+    return "/".join(str(part.timestamp() if hasattr(part, "timestamp") else part) for part in row)
+
+
+def _detail_context(membership, pk) -> dict:
+    # The version first: a change made while the page is being read then shows as a newer
+    # version at the next poll, never as one the page already claims to show.
+    version = _version(OutboundMessage.objects.filter(pk=pk))
     message = (
         OutboundMessage.objects.select_related("created_by", "connection", "sender_number")
         .prefetch_related("recipients", "attachments")
-        .get(pk=message.pk)
+        .get(pk=pk)
     )
     stalled = (
         message.connection.status in UNUSABLE_CONNECTION_STATUSES
@@ -351,8 +493,9 @@ def message_detail(request, pk):
     compose_url = _url_or_none("compose")
     numbers = [format_number(r.phone_number) for r in message.recipients.all()]
     others = f" and {len(numbers) - 1} more" if len(numbers) > 1 else ""
-    context = {
+    return {
         "heading": f"Message to {numbers[0]}{others}" if numbers else "Message",
+        "version": version,
         "membership": membership,
         "message": message,
         "badge": badge_class(message.status),
@@ -373,7 +516,6 @@ def message_detail(request, pk):
         if can_act and compose_url
         else None,
     }
-    return render(request, "messaging/message_detail.html", context)
 
 
 def _message_for_action(request, pk):

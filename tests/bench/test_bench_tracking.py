@@ -28,8 +28,8 @@ from django.db import connection as db_connection
 from django.db.models import Count
 from django.utils import timezone
 
-from messaging.tracking import polling as tracking
 from messaging.models import FINAL_STATUSES, OutboundMessage
+from messaging.tracking import polling as tracking
 from tests.bench.report import machine, replace_section
 from tests.tracking_helpers import Timeline, link_sender, send, store_reads
 

@@ -54,9 +54,11 @@ fuzz: $(INSTALLED)
 load: $(INSTALLED)
 	$(BIN)/python -m tests.load.run --users 50 --run-time 60s --report docs/reliability.md
 
-# Re-pin dependencies after editing pyproject.toml (needs uv: pip install uv).
-lock:
-	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+# Re-pin every dependency to its newest release within pyproject.toml's ranges (patch and minor
+# releases, never a new major), with hashes; then run `make test`. Installs uv into the venv.
+lock: $(INSTALLED)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --upgrade --generate-hashes --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

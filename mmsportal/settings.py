@@ -77,6 +77,9 @@ if not LOCAL and not ALLOWED_HOSTS:
     )
 
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
+# Reverse proxies in front of the portal, each adding to X-Forwarded-For: the client's address is
+# read that many entries from the right (sign-in limits, rate limits, the audit log).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 CSRF_TRUSTED_ORIGINS = env.list(
     "CSRF_TRUSTED_ORIGINS", default=[PUBLIC_BASE_URL] if PUBLIC_BASE_URL else []
 )
@@ -267,6 +270,12 @@ else:
 # their Content-Length before anything is read. One file may be at most COMPOSE_MAX_FILE_BYTES.
 COMPOSE_MAX_REQUEST_BYTES = env.int("COMPOSE_MAX_REQUEST_BYTES", default=60_000_000)
 COMPOSE_MAX_FILE_BYTES = env.int("COMPOSE_MAX_FILE_BYTES", default=30_000_000)
+# Sign-up is open and uploading needs no RingCentral link: what may wait on compose pages (files
+# attached but not yet sent) is capped per person, over all their teams, and per team; and so is
+# the number of teams one person may own.
+COMPOSE_UPLOAD_QUOTA_PER_USER = env.int("COMPOSE_UPLOAD_QUOTA_PER_USER", default=200_000_000)
+COMPOSE_UPLOAD_QUOTA_PER_TEAM = env.int("COMPOSE_UPLOAD_QUOTA_PER_TEAM", default=1_000_000_000)
+TEAMS_PER_USER = env.int("TEAMS_PER_USER", default=20)
 # Files above this are spooled to a temporary file while a request is parsed, not kept in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Form fields other than files (recipients, text) stay small.
@@ -478,6 +487,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's own logging gives its loggers a console handler of their own while DEBUG is
+        # on (which would print, unredacted, "Not Found: /invitations/<token>/"); theirs go
+        # through this one instead.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "WARNING"},
         # Request lines of the development server carry paths such as invitation links.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},

@@ -19,6 +19,7 @@ from django.core import signing
 from django.test import Client
 from django.utils import timezone
 from hypothesis import assume, given, note
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from messaging.models import (
@@ -144,6 +145,29 @@ def tracked_state():
         list(WebhookSubscription.objects.order_by("pk").values()),
         MessageEvent.objects.count(),
     )
+
+
+@hypothesis_settings(max_examples=20)
+@given(
+    depth=st.integers(min_value=5_000, max_value=200_000),
+    opener=st.sampled_from(["[", '{"a":']),
+    huge=st.booleans(),
+)
+def test_deeply_nested_or_huge_json_from_a_verified_sender_is_a_400(
+    depth, opener, huge, subscription
+):
+    # Python's JSON parser recurses per level; far enough down it raises RecursionError.
+    closer = "]" if opener == "[" else "}"
+    body = (opener * depth + "1" + closer * depth).encode()
+    if huge:
+        body = b'{"pad": "' + b"x" * 3_000_000 + b'"}'
+    response = crashing_client().post(
+        "/ringcentral/webhook/",
+        data=body,
+        content_type="application/json",
+        headers={"Verification-Token": subscription.verification_token},
+    )
+    assert response.status_code == 400
 
 
 @given(data=st.data())

@@ -1,6 +1,9 @@
 """No token, secret, invitation link or full phone number reaches a log line."""
 
 import logging
+import os
+import subprocess
+import sys
 
 from django.conf import settings
 
@@ -43,3 +46,19 @@ def test_the_filter_rewrites_the_record_and_is_on_every_configured_handler():
     for handler in settings.LOGGING["handlers"].values():
         assert "redact" in handler["filters"]
     assert not settings.CELERY_WORKER_HIJACK_ROOT_LOGGER
+
+
+def test_with_debug_on_every_console_line_is_redacted_too():
+    # Django gives its loggers their own console handler while DEBUG is on; a 404 for an
+    # invitation link must not print the link's token through it.
+    code = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('django.request').warning('Not Found: /invitations/eyJrZXkiOjF9:abc/')"
+    )
+    env = {**os.environ, "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "mmsportal.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "/invitations/[redacted]/" in result.stderr
+    assert "eyJrZXkiOjF9" not in result.stderr + result.stdout

@@ -20,10 +20,11 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from messaging.compose import media
@@ -84,6 +85,33 @@ def parse_form_key(value) -> uuid.UUID | None:
 def live_drafts(user, team):
     """Every draft ``user`` has waiting in ``team``, whichever page it is on."""
     return DraftAttachment.objects.filter(user=user, team=team, expires_at__gt=timezone.now())
+
+
+def quota_problem(user, team, adding: int) -> str | None:
+    """Why ``adding`` more bytes of uploads for ``user`` in ``team`` would pass a quota, or None.
+
+    Sign-up is open and uploading needs no RingCentral link, so what may wait on the compose
+    pages is capped per person (over all their teams) and per team, counting the uploads still
+    waiting (a draft lives `DRAFT_LIFETIME`; drafts that name a sent message's file hold no bytes
+    of their own)."""
+    waiting = DraftAttachment.objects.filter(expires_at__gt=timezone.now(), from_message=False)
+    totals = waiting.filter(Q(user=user) | Q(team=team)).aggregate(
+        mine=Sum("size", filter=Q(user=user), default=0),
+        team=Sum("size", filter=Q(team=team), default=0),
+    )
+    if totals["mine"] + adding > settings.COMPOSE_UPLOAD_QUOTA_PER_USER:
+        held, limit = totals["mine"], settings.COMPOSE_UPLOAD_QUOTA_PER_USER
+        whose = "your files waiting to be sent (in all your teams)"
+    elif totals["team"] + adding > settings.COMPOSE_UPLOAD_QUOTA_PER_TEAM:
+        held, limit = totals["team"], settings.COMPOSE_UPLOAD_QUOTA_PER_TEAM
+        whose = f"the files waiting to be sent in {team}"
+    else:
+        return None
+    return (
+        f"This file does not fit: {whose} take {limits.format_size(held)} of the "
+        f"{limits.format_size(limit)} this portal keeps. Send or remove some first; files "
+        f"nobody sends are deleted after {DRAFT_LIFETIME.days or 1} day."
+    )
 
 
 def form_drafts(user, team, form_key):

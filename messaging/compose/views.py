@@ -43,6 +43,7 @@ from messaging.compose.drafts import (
     new_form_key,
     parse_form_key,
     purge_expired_drafts,
+    quota_problem,
     waiting_uploads,
 )
 from messaging.compose.forms import ComposeForm
@@ -288,14 +289,7 @@ def _compose(request, membership):
                 f"{limits.format_size(limits.MAX_ATTACHMENTS_BYTES)}: " + "; ".join(report) + ".",
             )
         return HttpResponseRedirect(_outbox_url(created))
-    kept = _keep_as_drafts(membership, form.form_key, form.ingested)
-    if len(kept) < len(form.ingested):
-        dropped = ", ".join(f"“{f.name}”" for f in form.ingested[len(kept) :])
-        form.add_error(
-            "attachments",
-            f"Not kept: {dropped} — too many files are waiting to be sent. Remove some and "
-            "attach these again.",
-        )
+    kept = _keep_as_drafts(membership, form, form.ingested)
     return _render(request, membership, form, drafts=list(form.drafts) + kept, status=400)
 
 
@@ -329,13 +323,26 @@ def _send_again(request, membership, form_key) -> dict:
     return prefill_from(message, membership.user, form_key)
 
 
-def _keep_as_drafts(membership, form_key, files):
+def _keep_as_drafts(membership, form, files):
     """Store the new files that passed their own checks, so that a form sent back for another
-    reason does not make the user attach them again (on this page only)."""
-    room = MAX_LIVE_DRAFTS - waiting_uploads(membership.user, membership.team)
+    reason does not make the user attach them again (on this page only); say which were not
+    kept, and why."""
+    user, team = membership.user, membership.team
+    room = MAX_LIVE_DRAFTS - waiting_uploads(user, team)
     kept = []
-    for file in files[: max(room, 0)]:
-        kept.append(create_draft(membership.user, membership.team, form_key, file))
+    for file in files:
+        if len(kept) >= room:
+            form.add_error(
+                "attachments",
+                f"Not kept: “{file.name}” — too many files are waiting to be sent. Remove some "
+                "and attach it again.",
+            )
+            continue
+        refusal = quota_problem(user, team, file.size)
+        if refusal:
+            form.add_error("attachments", f"Not kept: “{file.name}” — {refusal}")
+            continue
+        kept.append(create_draft(user, team, form.form_key, file))
     return kept
 
 
@@ -395,17 +402,25 @@ def _upload(request, membership):
     if form_key is None:
         return _json_error("This page is out of date. Reload it and attach the file again.", 400)
     purge_expired_drafts(limit=20)
-    live = waiting_uploads(membership.user, membership.team)
+    user, team = membership.user, membership.team
+    live = waiting_uploads(user, team)
     if live >= MAX_LIVE_DRAFTS:
         return _json_error(
             f"You have {live} files waiting to be sent. Send or remove some before adding more.",
             400,
         )
+    # Before any work on the file when even an empty one would not fit; after, with its size.
+    refusal = quota_problem(user, team, 1)
+    if refusal:
+        return _json_error(refusal, 400)
     try:
         file = ingest_upload(uploaded)
     except media.MediaError as refused:
         return _json_error(refused.message, 400)
-    draft = create_draft(membership.user, membership.team, form_key, file)
+    refusal = quota_problem(user, team, file.size)
+    if refusal:
+        return _json_error(refusal, 400)
+    draft = create_draft(user, team, form_key, file)
     return JsonResponse({"ok": True, "upload": _draft_json(draft)}, status=201)
 
 

@@ -308,7 +308,7 @@ class RingCentralClient:
         response = self._request(method, path, **kwargs)
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's stack
             raise errors.UnexpectedResponse(f"{method} {path}: answer is not JSON") from None
         if not isinstance(data, dict):
             raise errors.UnexpectedResponse(f"{method} {path}: answer is not an object")
@@ -384,7 +384,7 @@ def _accepted(response: http.Answer) -> Sent:
     unknown outcome (never a retry): the message store will have its id."""
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
     try:
         record = parse_message(data)

@@ -27,7 +27,6 @@ message text.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -226,7 +225,7 @@ class OutcomeUnknown(RingCentralError):
 def _body(response) -> dict[str, Any]:
     try:
         data = response.json()
-    except (ValueError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past Python's stack
         return {}
     return data if isinstance(data, dict) else {}
 

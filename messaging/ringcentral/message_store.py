@@ -121,7 +121,7 @@ def _header(headers, name: str) -> str:
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # RecursionError: nested past Python's stack
         raise errors.UnexpectedResponse("message-store answer is not JSON") from None
 
 

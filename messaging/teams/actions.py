@@ -5,6 +5,7 @@ who may grant which role, who may leave). Which team a request may touch at all 
 messaging/teams/permissions.py; the rules here judge one member acting on another inside that team.
 """
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -28,6 +29,19 @@ def _unique_slug(name: str) -> str:
         n += 1
         slug = f"{base}-{n}"
     return slug
+
+
+def team_creation_refusal(user) -> str | None:
+    """Why ``user`` may not create another team (sign-up is open, and each team may hold
+    uploads: teams without end would be storage without end), or None."""
+    owned = Membership.objects.filter(user=user, role=Role.OWNER, team__is_personal=False)
+    count = owned.count()
+    if count >= settings.TEAMS_PER_USER:
+        return (
+            f"You own {count} teams, the most one person may own on this portal. Hand one of "
+            "them over to another member (Transfer ownership) before creating another."
+        )
+    return None
 
 
 def create_team(owner, name: str, *, personal: bool = False) -> Team:

@@ -1,5 +1,6 @@
 from allauth.account.adapter import DefaultAccountAdapter
 
+from messaging.core.addresses import client_ip
 from messaging.teams import actions, invitations
 
 
@@ -10,9 +11,9 @@ def user_display(user) -> str:
 
 
 class AccountAdapter(DefaultAccountAdapter):
-    """Our only hook into allauth's sign-up: every new user starts with a personal team, and
-    signing up through an invitation link with the invited address needs no extra
-    confirmation email."""
+    """Our hooks into allauth: every new user starts with a personal team, signing up through
+    an invitation link with the invited address needs no extra confirmation email, and a
+    client's address is read past the trusted proxies."""
 
     def is_email_verified(self, request, email):
         # The visitor opened a signed link that was mailed to this address: that proves they
@@ -21,6 +22,11 @@ class AccountAdapter(DefaultAccountAdapter):
         if key and invitations.pending().filter(key=key, email__iexact=email).exists():
             return True
         return super().is_email_verified(request, email)
+
+    def get_client_ip(self, request):
+        # Sign-in limits count per client, not per proxy: behind a proxy every user would share
+        # its address, and one person's failures would lock everybody out.
+        return client_ip(request)
 
     def save_user(self, request, user, form, commit=True):
         user = super().save_user(request, user, form, commit=commit)

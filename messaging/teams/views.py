@@ -52,6 +52,10 @@ def team_list(request):
 @login_required
 def team_create(request):
     form = TeamForm(_posted(request))
+    refusal = actions.team_creation_refusal(request.user)
+    if request.method == "POST" and refusal:
+        form.add_error(None, refusal)
+        return render(request, "teams/create.html", {"form": form}, status=400)
     if request.method == "POST" and form.is_valid():
         team = actions.create_team(request.user, form.cleaned_data["name"])
         actions.switch_team(request, team.memberships.get(user=request.user))

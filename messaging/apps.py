@@ -8,10 +8,17 @@ class MessagingConfig(AppConfig):
 
     def ready(self):
         # Where the rooms meet without importing each other (docs/architecture.md): the outbox
-        # hands queued messages to the sending room's task, and delivery tracking follows the
-        # life of each RingCentral link through its signals.
+        # hands queued messages to the sending room's task; delivery tracking and the inbox
+        # follow the life of each RingCentral link (and the inbox the outbox's new messages)
+        # through signals; tracking hands instant-message deliveries to the inbox.
+        from messaging.inbox import instant
+        from messaging.inbox import receivers as inbox_receivers  # noqa: F401 - connects them
         from messaging.outbox import handoff
         from messaging.sending import tasks as sending_tasks
-        from messaging.tracking import receivers  # noqa: F401 - connects the signal receivers
+        from messaging.tracking import (
+            receivers,  # noqa: F401 - connects the signal receivers
+            webhooks,
+        )
 
         handoff.register(sending_tasks.send_soon)
+        webhooks.register_instant_handler(instant.receive)

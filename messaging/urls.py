@@ -4,6 +4,7 @@ Names here are used by the layout's navigation."""
 from django.urls import path
 
 from messaging.compose import views as compose_views
+from messaging.inbox import views as inbox_views
 from messaging.links import views as rc_views
 from messaging.outbox.views import attachments as attachment_views
 from messaging.outbox.views import messages as outbox_views
@@ -78,6 +79,30 @@ urlpatterns = [
         "messages/attachments/<int:pk>/thumbnail/",
         attachment_views.attachment_thumbnail,
         name="attachment_thumbnail",
+    ),
+    # inbox
+    path("inbox/", inbox_views.inbox_list, name="inbox"),
+    path("inbox/live/", inbox_views.inbox_live, name="inbox_live"),
+    path("inbox/settings/", inbox_views.inbox_settings, name="inbox_settings"),
+    path("inbox/notifications/", inbox_views.inbox_notifications, name="inbox_notifications"),
+    path("inbox/files/<uuid:key>/", inbox_views.inbox_file, name="inbox_file"),
+    path(
+        "inbox/files/<uuid:key>/thumbnail/",
+        inbox_views.inbox_file_thumbnail,
+        name="inbox_file_thumbnail",
+    ),
+    path("inbox/<int:pk>/", inbox_views.inbox_thread, name="inbox_thread"),
+    path("inbox/<int:pk>/live/", inbox_views.inbox_thread_live, name="inbox_thread_live"),
+    path("inbox/<int:pk>/reply/", inbox_views.inbox_reply, name="inbox_reply"),
+    path("inbox/<int:pk>/assign/", inbox_views.inbox_assign, name="inbox_assign"),
+    path("inbox/<int:pk>/close/", inbox_views.inbox_close, name="inbox_close"),
+    path("inbox/<int:pk>/reopen/", inbox_views.inbox_reopen, name="inbox_reopen"),
+    path("inbox/<int:pk>/unread/", inbox_views.inbox_unread, name="inbox_unread"),
+    path("inbox/<int:pk>/notes/", inbox_views.inbox_note, name="inbox_note"),
+    path(
+        "inbox/<int:pk>/notes/<int:note_id>/delete/",
+        inbox_views.inbox_note_delete,
+        name="inbox_note_delete",
     ),
     # webhooks
     path("ringcentral/webhook/", webhook_views.ringcentral_webhook, name="ringcentral_webhook"),

@@ -17,7 +17,13 @@ app = Celery("mmsportal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each room of the messaging app keeps its tasks beside the code that schedules them.
 app.autodiscover_tasks(
-    ["messaging.compose", "messaging.links", "messaging.sending", "messaging.tracking"]
+    [
+        "messaging.compose",
+        "messaging.inbox",
+        "messaging.links",
+        "messaging.sending",
+        "messaging.tracking",
+    ]
 )
 
 

@@ -396,12 +396,35 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 10.0,
         "options": {"expires": 10.0},
     },
+    # The inbox (messaging/inbox/): message sync of every due connection; files of received
+    # messages whose earlier download failed.
+    "inbox-sync": {
+        "task": "messaging.tasks.sync_inboxes",
+        "schedule": 5.0,
+        "options": {"expires": 5.0},
+    },
+    "inbox-download-files": {
+        "task": "messaging.tasks.download_inbox_files",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     "tracking-renew-subscriptions": {
         "task": "messaging.tasks.renew_subscriptions",
         "schedule": 600.0,
         "options": {"expires": 600.0},
     },
 }
+
+# --- The inbox (messaging/inbox/) ---------------------------------------------------------------
+# Days of history (both directions) imported when a RingCentral user is linked.
+INBOX_HISTORY_DAYS = env.int("INBOX_HISTORY_DAYS", default=30)
+# Seconds between two message syncs of a connection; without a webhook this is how soon a new
+# message shows (plus beat's 5 s), so it stays under half a minute.
+INBOX_SYNC_INTERVAL = env.float("INBOX_SYNC_INTERVAL", default=20.0)
+# The same while the connection's webhook delivers instant messages (sync only backs it up).
+INBOX_SYNC_INTERVAL_WITH_WEBHOOK = env.float("INBOX_SYNC_INTERVAL_WITH_WEBHOOK", default=300.0)
+# Largest received file kept (RingCentral's own MMS limit is far lower).
+INBOX_MAX_FILE_BYTES = env.int("INBOX_MAX_FILE_BYTES", default=10_000_000)
 
 # --- Delivery tracking (messaging/tracking/polling.py) ------------------------------------------
 # A sent message without a final report is given up (no_receipt) this long after sending.

@@ -54,7 +54,7 @@ from messaging.models import (
     Role,
     SenderNumber,
 )
-from messaging.outbox import states
+from messaging.outbox import signals, states
 from messaging.ringcentral import limits
 
 FIELDS = ("sender", "to", "mode", "text", "attachments")
@@ -281,6 +281,7 @@ def submit(outgoing: Outgoing, *, origin: str = "") -> list[OutboundMessage]:
             released = [n for d in outgoing.drafts for n in (d.file.name, d.thumbnail.name)]
             DraftAttachment.objects.filter(pk__in=[d.pk for d in outgoing.drafts]).delete()
             release_after_commit(released)
+            signals.messages_created.send(sender=OutboundMessage, messages=created)
             states.enqueue([message.pk for message in created])
     except BaseException:
         for name in new_names:

@@ -32,3 +32,21 @@ def _format_international(e164: str) -> str:
 def format_numbers_in(text: str) -> str:
     """`text` with every E.164 number in it written as people read it."""
     return _E164_IN_TEXT.sub(lambda match: format_number(match.group(0)), text or "")
+
+
+def as_e164(raw: str, region: str = "US") -> str:
+    """A number as RingCentral may write it ("+16505550100", "16505550100", "(650) 555-0100")
+    in E.164, or "" when it is not a phone number (a short code stays its digits)."""
+    text = str(raw or "").strip()
+    if not text:
+        return ""
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if text.startswith("+") and 7 <= len(digits) <= 15:
+        return f"+{digits}"
+    if len(digits) <= 6:
+        return digits  # a short code: no country, kept as it is
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return ""
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

@@ -6,11 +6,26 @@ links       RingCentralConnection (a linked RingCentral user), its SenderNumbers
 outbox      OutboundMessage and its Recipients, Attachments, SendAttempts and MessageEvents
 drafts      DraftAttachment: files on the compose page before their message exists
 files       StoredFile: what a draft and an attachment both record of a checked file (abstract)
+inbox       Conversation, ConversationMessage (both directions), InboxFile, ConversationNote,
+            ConversationRead, InboxSync, Notification
 tracking    TrackingPace and WebhookSubscription (delivery reports)
 ratelimit   RateLimitBucket and RateLimitGrant (the database rate limiter's state)
 """
 
 from .drafts import DraftAttachment
+from .inbox import (
+    Conversation,
+    ConversationMessage,
+    ConversationNote,
+    ConversationRead,
+    ConversationState,
+    Direction,
+    FileState,
+    InboxFile,
+    InboxSync,
+    MessageSource,
+    Notification,
+)
 from .links import ConnectionShare, ConnectionStatus, RingCentralConnection, SenderNumber
 from .outbox import (
     ACCEPTED_STATUSES,
@@ -27,7 +42,7 @@ from .outbox import (
     attachment_key,
 )
 from .ratelimit import RateLimitBucket, RateLimitGrant
-from .teams import Invitation, Membership, Role, Team
+from .teams import InboxEmails, Invitation, Membership, Role, Team
 from .tracking import TrackingPace, WebhookStatus, WebhookSubscription
 
 __all__ = [
@@ -37,6 +52,18 @@ __all__ = [
     "Attachment",
     "AttemptOutcome",
     "ConnectionShare",
+    "Conversation",
+    "ConversationMessage",
+    "ConversationNote",
+    "ConversationRead",
+    "ConversationState",
+    "Direction",
+    "FileState",
+    "InboxEmails",
+    "InboxFile",
+    "InboxSync",
+    "MessageSource",
+    "Notification",
     "ConnectionStatus",
     "DraftAttachment",
     "Invitation",

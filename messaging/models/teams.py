@@ -51,6 +51,14 @@ class Team(models.Model):
         return self.memberships.filter(role=Role.OWNER).select_related("user").first()
 
 
+class InboxEmails(models.TextChoices):
+    """Which new inbox messages a member is emailed about (they are always told in the app)."""
+
+    ASSIGNED = "assigned", "Conversations assigned to me"
+    ALL = "all", "Conversations assigned to me, and unassigned ones"
+    NONE = "none", "None"
+
+
 class Membership(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
@@ -60,6 +68,9 @@ class Membership(models.Model):
     joined_at = models.DateTimeField(default=timezone.now)
     # Remembers the team a user last switched to, so the choice survives a new login.
     last_selected_at = models.DateTimeField(null=True, blank=True)
+    inbox_emails = models.CharField(
+        max_length=10, choices=InboxEmails.choices, default=InboxEmails.ASSIGNED
+    )
 
     class Meta:
         constraints = [

@@ -59,6 +59,9 @@ class WebhookSubscription(models.Model):
     )
     rc_subscription_id = models.CharField("RingCentral id", max_length=64, blank=True)
     address = models.CharField(max_length=500, blank=True)
+    # The event filters it was created with; a subscription without the ones the portal asks
+    # for now (an older one) is re-created.
+    event_filters = models.JSONField(default=list, blank=True)
     status = models.CharField(
         max_length=20, choices=WebhookStatus.choices, default=WebhookStatus.PENDING
     )

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.utils.functional import SimpleLazyObject
 
+from messaging.inbox.listing import unread_conversations
 from messaging.links.connections import team_health
 
 
@@ -17,4 +18,6 @@ def portal(request):
         context["ringcentral_health"] = SimpleLazyObject(
             lambda: team_health(request.user, membership)
         )
+        # Lazy too: the navigation's badge of conversations with unread messages.
+        context["inbox_unread"] = SimpleLazyObject(lambda: unread_conversations(membership))
     return context

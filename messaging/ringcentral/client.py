@@ -7,6 +7,8 @@
     client.send(from_number, to_numbers, text, files) -> Sent   (one POST …/sms; see "Sending")
     client.sent_since(moment) -> Iterator[MessageRecord]    (outbound SMS/MMS, all pages)
     client.read_messages(ids) -> message_store.ReadResult   (up to 50 ids in one request)
+    client.sync_messages(token=… | date_from=…) -> message_sync.SyncAnswer   (FSync / ISync)
+    client.download_file(message_id, attachment_id, uri, write, max_bytes) -> Downloaded
     client.create_subscription(…) / get_subscription(id) / renew_subscription(id) /
         delete_subscription(id) -> subscriptions.SubscriptionInfo
 
@@ -25,12 +27,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
-from . import errors, http, limits, message_store, multipart, paths, subscriptions
+from . import errors, http, limits, message_store, message_sync, multipart, paths, subscriptions
 from .records import MessageRecord, format_time, parse_message
 
 log = logging.getLogger(__name__)
@@ -102,6 +105,18 @@ class Sent:
     record: MessageRecord
     http_status: int = 200
     rate_limit: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A file fetched from the message store: its type as RingCentral served it, its size."""
+
+    content_type: str
+    size: int
+
+
+class FileTooLarge(Exception):
+    """A message-store file was larger than the caller accepts; nothing more was read."""
 
 
 @dataclass
@@ -181,6 +196,70 @@ class RingCentralClient:
         return message_store.parse_read(
             response.status_code, response.headers, response.content, request.ids
         )
+
+    def sync_messages(
+        self,
+        *,
+        token: str = "",
+        date_from: datetime | None = None,
+        date_to: datetime | None = None,
+        record_count: int | None = None,
+    ) -> message_sync.SyncAnswer:
+        """One message-sync request: incremental with `token`, else full (see message_sync).
+        Raises `errors.FullSyncRequired` when RingCentral refuses the token."""
+        if token:
+            params = message_sync.incremental_params(token)
+        else:
+            params = message_sync.full_params(
+                date_from=date_from, date_to=date_to, record_count=record_count
+            )
+        try:
+            response = self._request("GET", paths.MESSAGE_SYNC, params=params)
+        except errors.RingCentralError as exc:
+            if token and exc.status == 400 and exc.code == message_sync.FULL_SYNC_REQUIRED:
+                refused = errors.FullSyncRequired(exc.message, status=400, code=exc.code)
+                refused.rate_limit = exc.rate_limit
+                raise refused from exc
+            raise
+        try:
+            data = response.json()
+        except (ValueError, RecursionError):
+            raise errors.UnexpectedResponse("message-sync answer is not JSON") from None
+        if not isinstance(data, dict):
+            raise errors.UnexpectedResponse("message-sync answer is not an object")
+        return message_sync.parse_sync(data, errors.rate_limit_headers(response.headers))
+
+    def download_file(
+        self, message_id: str, attachment_id: str, uri: str, write, *, max_bytes: int
+    ) -> Downloaded:
+        """Stream one file of a stored message (`…/message-store/{id}/content/{attachmentId}`,
+        Medium group) to `write(chunk)`. RingCentral serves files from a media host named in
+        the attachment's `uri`; that address is used when it is RingCentral's (or the
+        configured server's), else the path on the API server. Raises `FileTooLarge` past
+        `max_bytes`, before writing the chunk that crosses it."""
+        for value in (message_id, attachment_id):
+            if not str(value).isascii() or not str(value).isdigit() or len(str(value)) > 32:
+                raise ValueError("not a RingCentral message or attachment id")
+        target = _media_address(uri) or (
+            f"{paths.MESSAGE_STORE}/{message_id}/content/{attachment_id}"
+        )
+        response = self._request("GET", target, stream=True)
+        try:
+            declared = response.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise FileTooLarge(f"{declared} bytes")
+            size = 0
+            for chunk in response.iter_content(chunk_size=64 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise FileTooLarge(f"more than {max_bytes} bytes")
+                write(chunk)
+        except requests.RequestException as exc:
+            raise errors.NetworkError("download interrupted", request_sent=None) from exc
+        finally:
+            response.close()
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        return Downloaded(content_type=content_type, size=size)
 
     # --- webhook subscriptions --------------------------------------------------------------
 
@@ -330,7 +409,23 @@ class RingCentralClient:
     @sensitive_variables("token", "headers")
     def _send(self, method: str, path: str, token: str, **kwargs) -> requests.Response:
         headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {token}"}
-        return self.session.request(method, http.url(path), headers=headers, **kwargs)
+        address = path if path.startswith("https://") else http.url(path)
+        # Never follow a redirect with the token to wherever it points.
+        kwargs.setdefault("allow_redirects", False)
+        return self.session.request(method, address, headers=headers, **kwargs)
+
+
+def _media_address(uri: str) -> str:
+    """The attachment's own `uri` when it may be given the token: https on a RingCentral
+    host, or on the configured server (the emulator); else ""."""
+    parts = urlsplit(uri or "")
+    server = urlsplit(http.server_url())
+    if parts.scheme == "https" and (parts.hostname or "").endswith(".ringcentral.com"):
+        return uri
+    if parts.scheme == server.scheme and parts.netloc == server.netloc and parts.path:
+        # The configured server itself: by path, so plain http stays limited to loopback.
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return ""
 
 
 def _phone_number(record: dict[str, Any]) -> PhoneNumberInfo:

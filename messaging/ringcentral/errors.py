@@ -192,6 +192,14 @@ class UnexpectedResponse(Retryable):
     default_fix = RingCentralError.default_fix
 
 
+class FullSyncRequired(RingCentralError):
+    """RingCentral will not continue an incremental message sync from the token given
+    (`MSG-333`): the caller starts again with a full sync."""
+
+    default_reason = "RingCentral asked for a full message sync."
+    default_fix = "Nothing to do: the portal syncs again from the start."
+
+
 class MessageRejected(RingCentralError):
     """4xx on a send: RingCentral refused this message as it is (number, text, files)."""
 

@@ -6,6 +6,7 @@ EXTENSION = f"{API}/account/~/extension/~"
 PHONE_NUMBERS = f"{EXTENSION}/phone-number"
 SEND = f"{EXTENSION}/sms"
 MESSAGE_STORE = f"{EXTENSION}/message-store"
+MESSAGE_SYNC = f"{EXTENSION}/message-sync"
 SUBSCRIPTION = f"{API}/subscription"
 
 AUTHORIZE = "/restapi/oauth/authorize"

@@ -12,8 +12,9 @@ endpoint must echo within 3 s (else HTTP 400 SUB-525); `token` comes back on eve
 a `Verification-Token` header. An expired subscription reads as 404 (SUB-507) and a deleted one
 as 404: both raise `errors.NotFound`, which callers treat as "gone, create a new one".
 
-The filter asks for changes to the user's outbound SMS/MMS only; the notifications carry counts,
-not the ids of changed messages, so callers read the message store afterwards.
+Two filters: changes to the user's outbound SMS/MMS (the notifications carry counts, not the ids
+of changed messages, so callers read the message store afterwards), and instant notifications of
+received SMS/MMS, which carry the whole message.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from . import errors, paths
 from .records import parse_time
 
 OUTBOUND_SMS_FILTER = f"{paths.MESSAGE_STORE}?type=SMS&direction=Outbound"
+INSTANT_SMS_FILTER = f"{paths.MESSAGE_STORE}/instant?type=SMS"
+EVENT_FILTERS = (OUTBOUND_SMS_FILTER, INSTANT_SMS_FILTER)
 # RingCentral's ceiling for a WebHook subscription's lifetime (10 years).
 MAX_EXPIRES_IN = 315_360_000
 ACTIVE = "Active"
@@ -55,7 +58,7 @@ def build_create(address: str, token: str, expires_in: int) -> dict[str, Any]:
     if not 1 <= int(expires_in) <= MAX_EXPIRES_IN:
         raise ValueError(f"expires_in must be between 1 and {MAX_EXPIRES_IN}")
     return {
-        "eventFilters": [OUTBOUND_SMS_FILTER],
+        "eventFilters": list(EVENT_FILTERS),
         "deliveryMode": {
             "transportType": "WebHook",
             "address": address,

@@ -94,6 +94,9 @@ def maintain_subscription(
         if sub.retry_at and sub.retry_at > now:
             return "waiting"
         return _create(connection, sub, address, now)
+    if list(sub.event_filters or []) != list(rc_subscriptions.EVENT_FILTERS):
+        # Made before the portal asked for these events (the inbox's instant messages).
+        return _create(connection, sub, address, now)
 
     client = client_for(connection)
     renewing = sub.expires_at is None or sub.expires_at - now <= renew_before()
@@ -204,6 +207,7 @@ def _create(connection, sub: WebhookSubscription | None, address: str, now: date
         return "failed"
     WebhookSubscription.objects.filter(pk=sub.pk).update(
         status=WebhookStatus.ACTIVE if info.is_active else WebhookStatus.BLACKLISTED,
+        event_filters=list(rc_subscriptions.EVENT_FILTERS),
         rc_subscription_id=info.id[:64],
         expires_at=info.expires_at,
         checked_at=now,

@@ -74,6 +74,10 @@ def ringcentral_webhook(request):
     if str(payload.get("subscriptionId") or "") != subscription.rc_subscription_id:
         # Expected while a subscription is being (re-)created; harmless otherwise.
         log.info("Webhook delivery for subscription %s", subscription.pk)
+    if webhooks.is_instant(payload):
+        if webhooks.instant_received(subscription, payload) == "no message":
+            return JsonResponse({"error": "the delivery carries no message"}, status=400)
+        return JsonResponse({})
     webhooks.webhook_received(subscription, payload)
     return JsonResponse({})
 

@@ -1,8 +1,11 @@
 """A verified webhook delivery: what it asks of the portal.
 
-Notifications carry no ids of changed messages, so a delivery that announces changes asks for
-one read of the connection's recent not-final messages (`refresh_after_webhook`, a few seconds
-later, letting a burst of notifications settle), unless one is already pending.
+Two kinds arrive. Message-store notifications carry no ids of changed messages, so one that
+announces changes asks for one read of the connection's recent not-final messages
+(`refresh_after_webhook`, a few seconds later, letting a burst of notifications settle), unless
+one is already pending. Instant-message notifications carry a received message whole; they go
+to the inbox's handler, registered when the app starts (`register_instant_handler`, from
+MessagingConfig.ready: the inbox sits above tracking, which never imports it).
 """
 
 from __future__ import annotations
@@ -22,6 +25,31 @@ REFRESH_DEBOUNCE = timedelta(seconds=30)
 # A refresh runs this long after the notification, so that a message's Sent and Delivered
 # notifications (usually seconds apart) are answered by one read.
 WEBHOOK_SETTLE_SECONDS = 5
+
+
+INSTANT_EVENT = "/message-store/instant"
+
+_instant_handler = None
+
+
+def register_instant_handler(handler) -> None:
+    """`handler(connection_id, body) -> str` stores a received message; it answers
+    "no message" when the body holds none."""
+    global _instant_handler
+    _instant_handler = handler
+
+
+def is_instant(payload: dict) -> bool:
+    return INSTANT_EVENT in str(payload.get("event") or "")
+
+
+def instant_received(sub: WebhookSubscription, payload: dict, now: datetime | None = None) -> str:
+    """A verified instant-message delivery for `sub`: the message goes to the inbox."""
+    now = now or timezone.now()
+    WebhookSubscription.objects.filter(pk=sub.pk).update(last_delivery_at=now)
+    if _instant_handler is None:
+        return "no handler"
+    return _instant_handler(sub.connection_id, payload.get("body"))
 
 
 def webhook_received(sub: WebhookSubscription, payload: dict, now: datetime | None = None) -> bool:

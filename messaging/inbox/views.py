@@ -1,0 +1,467 @@
+"""The inbox pages: the conversation list, a thread with its reply box, and what members do
+there (assign, close, reopen, notes, read state), the files received, the notices.
+
+Every member of a team reads its conversations; acting needs the roles messaging/inbox/
+actions.py names. Conversations are looked up inside the user's team, so another team's is a
+404. A conversation of another of the user's teams (a link from an email) makes that team
+current. The list and a thread each cost a fixed number of queries, and follow changes without
+a reload (the `live` endpoints, polled by static/js/inbox.js).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Max
+from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from messaging.compose import media
+from messaging.compose.submission import ComposeInvalid
+from messaging.core.addresses import origin_of
+from messaging.core.files import serve_stored
+from messaging.core.phones import format_number
+from messaging.inbox import actions, listing, reply
+from messaging.models import (
+    Conversation,
+    ConversationNote,
+    FileState,
+    InboxEmails,
+    InboxFile,
+    Membership,
+    OutboundMessage,
+    Role,
+)
+from messaging.outbox.folders import badge_class
+from messaging.ringcentral import limits
+from messaging.teams import actions as team_actions
+from messaging.teams.permissions import get_team_for_user
+
+# Replies carry at most a few photos: a body larger than this is refused before it is read.
+MAX_REPLY_BYTES_MARGIN = 100_000
+
+
+def _live_error(request):
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "Your session has ended; sign in again."}, status=401)
+    return None
+
+
+# --- The list ------------------------------------------------------------------------------------
+
+
+def _list_params(request) -> tuple[str, str]:
+    filter_key = request.GET.get("filter") or "open"
+    if filter_key not in listing.FILTER_KEYS:
+        filter_key = "open"
+    return filter_key, (request.GET.get("q") or "").replace("\x00", "")
+
+
+def _list_version(membership) -> str:
+    """Changes whenever the list could look different to this person."""
+    team_changed = Conversation.objects.filter(team=membership.team).aggregate(
+        at=Max("updated_at")
+    )["at"]
+    mine = Conversation.objects.filter(team=membership.team, reads__user=membership.user).aggregate(
+        at=Max("reads__seen_at")
+    )["at"]
+    return f"{team_changed.timestamp() if team_changed else 0}:{mine.timestamp() if mine else 0}"
+
+
+def _list_context(request, membership) -> dict:
+    filter_key, search = _list_params(request)
+    queryset = listing.conversations(membership, filter_key=filter_key, search=search)
+    try:
+        rows, older = listing.page(queryset, request.GET.get("after") or None)
+    except listing.BadCursor:
+        raise Http404 from None
+    return {
+        "team": membership.team,
+        "rows": rows,
+        "filters": listing.FILTERS,
+        "filter_key": filter_key,
+        "search": search,
+        "older_url": (
+            f"?{urlencode({'filter': filter_key, 'q': search, 'after': older})}" if older else ""
+        ),
+        "first_page": not request.GET.get("after"),
+        "version": _list_version(membership),
+        "live_query": urlencode({"filter": filter_key, "q": search}),
+    }
+
+
+@login_required
+@never_cache
+@require_GET
+def inbox_list(request):
+    membership = get_team_for_user(request)
+    return render(request, "inbox/list.html", _list_context(request, membership))
+
+
+@never_cache
+@require_GET
+def inbox_live(request):
+    """`/inbox/live/?filter=…&q=…&version=…`: the first page of the list again when anything
+    on it may have changed, with the unread count for the navigation."""
+    refused = _live_error(request)
+    if refused:
+        return refused
+    membership = get_team_for_user(request)
+    version = _list_version(membership)
+    unread = listing.unread_conversations(membership)
+    if request.GET.get("version") == version:
+        return JsonResponse({"changed": False, "unread": unread})
+    context = _list_context(request, membership)
+    html = render_to_string("inbox/_rows.html", context, request=request)
+    return JsonResponse({"changed": True, "version": version, "html": html, "unread": unread})
+
+
+# --- A thread ------------------------------------------------------------------------------------
+
+
+def _conversation_for_reading(request, pk) -> tuple[Membership, Conversation]:
+    """The conversation and the user's membership in its team; 404 for anyone else."""
+    membership = get_team_for_user(request)
+    conversation = Conversation.objects.filter(team=membership.team, pk=pk).first()
+    if conversation is None:
+        slug = (
+            Conversation.objects.filter(pk=pk, team__memberships__user=request.user)
+            .values_list("team__slug", flat=True)
+            .first()
+        )
+        if slug is None:
+            raise Http404
+        membership = get_team_for_user(request, slug)
+        team_actions.switch_team(request, membership)
+        request.membership = membership
+        messages.info(
+            request, f"You are now working in {membership.team}, the team of this conversation."
+        )
+        conversation = Conversation.objects.get(team=membership.team, pk=pk)
+    return membership, conversation
+
+
+def _conversation_for_acting(request, pk) -> tuple[Membership, Conversation]:
+    membership = get_team_for_user(request)
+    conversation = Conversation.objects.filter(team=membership.team, pk=pk).first()
+    if conversation is None:
+        raise Http404
+    return membership, conversation
+
+
+def _thread_version(conversation: Conversation) -> str:
+    """Changes when the thread could look different: a message, a note, a status, a file."""
+    fresh = Conversation.objects.filter(pk=conversation.pk).values_list("updated_at", flat=True)
+    statuses = OutboundMessage.objects.filter(conversation_message__conversation=conversation)
+    latest = statuses.aggregate(at=Max("updated_at"))["at"]
+    at = fresh.first()
+    return f"{at.timestamp() if at else 0}:{latest.timestamp() if latest else 0}"
+
+
+def _thread_context(membership, conversation: Conversation, *, reply_form=None) -> dict:
+    conversation = (
+        Conversation.objects.select_related("assignee", "connection__linked_by")
+        .filter(pk=conversation.pk)
+        .first()
+    )
+    thread = listing.thread(conversation)
+    number = reply.reply_number(membership, conversation)
+    items = [_item(kind, obj) for kind, obj in thread.items]
+    return {
+        "team": membership.team,
+        "membership": membership,
+        "conversation": conversation,
+        "contact": ", ".join(format_number(n) for n in conversation.contact_numbers),
+        "items": items,
+        "earlier": thread.earlier,
+        "can_act": membership.can(Role.SENDER),
+        "is_admin": membership.can(Role.ADMIN),
+        "reply_number": number,
+        "no_reply_reason": (
+            reply.why_no_reply(membership, conversation)
+            if number is None and membership.can(Role.SENDER)
+            else ""
+        ),
+        "members": Membership.objects.filter(team=membership.team)
+        .select_related("user")
+        .order_by("user__email"),
+        "reply": reply_form or {"text": "", "errors": {}},
+        "version": _thread_version(conversation),
+        "accept": media.ACCEPT,
+    }
+
+
+def _item(kind: str, obj) -> dict:
+    if kind == "note":
+        return {"kind": "note", "note": obj}
+    message = obj
+    outbound = message.outbound
+    status = outbound.get_status_display() if outbound else _rc_status_label(message.rc_status)
+    return {
+        "kind": "message",
+        "message": message,
+        "outbound": outbound,
+        "status": status,
+        "badge": badge_class(outbound.status) if outbound else "badge",
+        "reason": outbound.error_reason if outbound else "",
+        "fix": outbound.error_fix if outbound else "",
+        "files": list(message.files.all()),
+        "sent_files": list(outbound.attachments.all()) if outbound else [],
+    }
+
+
+def _rc_status_label(status: str) -> str:
+    return {
+        "Received": "",
+        "Queued": "Queued at RingCentral",
+        "Sent": "Sent",
+        "Delivered": "Delivered",
+        "DeliveryFailed": "Not delivered",
+        "SendingFailed": "Sending failed",
+    }.get(status, status)
+
+
+@login_required
+@never_cache
+@require_GET
+def inbox_thread(request, pk):
+    membership, conversation = _conversation_for_reading(request, pk)
+    actions.mark_read(membership, conversation)
+    return render(request, "inbox/thread.html", _thread_context(membership, conversation))
+
+
+@never_cache
+@require_GET
+def inbox_thread_live(request, pk):
+    """`/inbox/<id>/live/?version=…`: the thread again when anything in it changed (and it is
+    marked read for this person, who is looking at it)."""
+    refused = _live_error(request)
+    if refused:
+        return refused
+    membership, conversation = _conversation_for_acting(request, pk)
+    version = _thread_version(conversation)
+    if request.GET.get("version") == version:
+        return JsonResponse({"changed": False})
+    actions.mark_read(membership, conversation)
+    context = _thread_context(membership, conversation)
+    html = render_to_string("inbox/_thread_live.html", context, request=request)
+    return JsonResponse({"changed": True, "version": context["version"], "html": html})
+
+
+def _back(conversation_id: int, fragment: str = ""):
+    return HttpResponseRedirect(reverse("inbox_thread", args=[conversation_id]) + fragment)
+
+
+@csrf_exempt  # checked by csrf_protect in _reply, after the size check
+@login_required
+@require_POST
+def inbox_reply(request, pk):
+    limit = settings.COMPOSE_MAX_REQUEST_BYTES + MAX_REPLY_BYTES_MARGIN
+    try:
+        size = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        size = 0
+    if size > limit:
+        membership, conversation = _conversation_for_acting(request, pk)
+        too_large = (
+            f"The upload is {limits.format_size(size)}; this portal accepts at most "
+            f"{limits.format_size(limit)} at once. Photos are reduced to fit RingCentral's limit "
+            "automatically, so they need not be large."
+        )
+        form = {"text": "", "errors": {"attachments": [too_large]}}
+        context = _thread_context(membership, conversation, reply_form=form)
+        response = render(request, "inbox/thread.html", context, status=413)
+        # The unread body would otherwise be parsed as the next request on this connection.
+        response["Connection"] = "close"
+        return response
+    return _reply(request, pk)
+
+
+@csrf_protect
+def _reply(request, pk):
+    membership, conversation = _conversation_for_acting(request, pk)
+    if not membership.can(Role.SENDER):
+        raise PermissionDenied("Replying needs the sender role.")
+    text = request.POST.get("text", "")
+    try:
+        created = reply.send_reply(
+            membership,
+            conversation,
+            text=text,
+            uploads=request.FILES.getlist("attachments"),
+            fit_images=True,
+            origin=origin_of(request),
+        )
+    except ComposeInvalid as invalid:
+        form = {"text": text, "errors": invalid.errors}
+        return render(
+            request,
+            "inbox/thread.html",
+            _thread_context(membership, conversation, reply_form=form),
+            status=400,
+        )
+    messages.success(
+        request,
+        "Reply queued. It shows “Sent” once RingCentral accepts it and “Delivered” once the "
+        "carrier confirms.",
+    )
+    return _back(
+        conversation.pk, f"#message-{created[0].conversation_message.pk}" if created else ""
+    )
+
+
+@login_required
+@require_POST
+def inbox_assign(request, pk):
+    membership, conversation = _conversation_for_acting(request, pk)
+    raw = request.POST.get("assignee", "")
+    try:
+        assignee = int(raw) if raw else None
+    except ValueError:
+        assignee = -1
+    if assignee is not None and not 0 < assignee < 2**63:
+        assignee = -1  # names nobody: refused below as not a member
+    try:
+        actions.assign(membership, conversation, assignee)
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+        return _back(conversation.pk)
+    if assignee is None:
+        messages.success(request, "Nobody is assigned now.")
+    elif assignee == request.user.pk:
+        messages.success(request, "Assigned to you.")
+    else:
+        messages.success(request, "Assigned.")
+    return _back(conversation.pk)
+
+
+@login_required
+@require_POST
+def inbox_close(request, pk):
+    membership, conversation = _conversation_for_acting(request, pk)
+    actions.close(membership, conversation)
+    messages.success(request, "Closed. A new message from the contact opens it again.")
+    return _back(conversation.pk)
+
+
+@login_required
+@require_POST
+def inbox_reopen(request, pk):
+    membership, conversation = _conversation_for_acting(request, pk)
+    actions.reopen(membership, conversation)
+    messages.success(request, "Open again.")
+    return _back(conversation.pk)
+
+
+@login_required
+@require_POST
+def inbox_unread(request, pk):
+    membership, conversation = _conversation_for_acting(request, pk)
+    actions.mark_unread(membership, conversation)
+    messages.info(request, "Marked unread for you.")
+    return HttpResponseRedirect(reverse("inbox"))
+
+
+@login_required
+@require_POST
+def inbox_note(request, pk):
+    membership, conversation = _conversation_for_acting(request, pk)
+    try:
+        note = actions.add_note(membership, conversation, request.POST.get("text", ""))
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+        return _back(conversation.pk, "#note")
+    return _back(conversation.pk, f"#note-{note.pk}")
+
+
+@login_required
+@require_POST
+def inbox_note_delete(request, pk, note_id):
+    membership, conversation = _conversation_for_acting(request, pk)
+    note = get_object_or_404(ConversationNote, conversation=conversation, pk=note_id)
+    actions.delete_note(membership, note)
+    messages.success(request, "Note deleted.")
+    return _back(conversation.pk)
+
+
+# --- Files received ------------------------------------------------------------------------------
+
+
+def _file_for(request, key) -> InboxFile:
+    membership = get_team_for_user(request)
+    file = (
+        InboxFile.objects.filter(
+            key=key, state=FileState.STORED, message__conversation__team=membership.team
+        )
+        .select_related("message")
+        .first()
+    )
+    if file is None:
+        raise Http404
+    return file
+
+
+@login_required
+@require_GET
+def inbox_file(request, key):
+    file = _file_for(request, key)
+    return serve_stored(file.file.name, file.content_type, file.original_name)
+
+
+@login_required
+@require_GET
+def inbox_file_thumbnail(request, key):
+    file = _file_for(request, key)
+    if not file.thumbnail:
+        raise Http404
+    return serve_stored(file.thumbnail.name, "image/jpeg", f"{file.original_name}.jpg", inline=True)
+
+
+# --- Settings and notices ------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def inbox_settings(request):
+    membership = get_team_for_user(request)
+    if request.method == "POST":
+        choice = request.POST.get("inbox_emails", "")
+        if choice not in InboxEmails.values:
+            messages.error(request, "Choose one of the options.")
+            return render(
+                request,
+                "inbox/settings.html",
+                {"membership": membership, "choices": InboxEmails.choices},
+                status=400,
+            )
+        Membership.objects.filter(pk=membership.pk).update(inbox_emails=choice)
+        messages.success(request, "Saved.")
+        return HttpResponseRedirect(reverse("inbox_settings"))
+    return render(
+        request, "inbox/settings.html", {"membership": membership, "choices": InboxEmails.choices}
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def inbox_notifications(request):
+    membership = get_team_for_user(request)
+    notices = listing.unread_notifications(membership)
+    if request.method == "POST":
+        notices.update(read_at=timezone.now())
+        messages.success(request, "All notifications marked read.")
+        return HttpResponseRedirect(reverse("inbox_notifications"))
+    return render(
+        request,
+        "inbox/notifications.html",
+        {"notices": list(notices[:100]), "team": membership.team},
+    )

@@ -521,3 +521,118 @@ def test_the_email_setting_is_saved_and_bad_values_are_refused(bob_client, bob, 
 
 def test_contact_key_leaves_our_number_out_and_sorts():
     assert threads.contact_key(["+2", OURS, "+1"], OURS) == "+1,+2"
+
+
+# --- Replying ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def _private_media(tmp_path, settings):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "media", "base_url": None},
+        },
+    }
+
+
+def test_a_reply_with_a_photo_goes_from_the_number_the_contact_texted(
+    bob_client, bob, conversation, _private_media
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from messaging.models import OutboundMessage
+    from tests import media_samples as samples
+
+    photo = SimpleUploadedFile("photo.jpg", samples.jpeg(), content_type="image/jpeg")
+    answer = bob_client.post(
+        f"/inbox/{conversation.pk}/reply/", {"text": "Here it is", "attachments": [photo]}
+    )
+    assert answer.status_code == 302
+    message = OutboundMessage.objects.get()
+    assert (message.from_number, message.text, message.created_by) == (OURS, "Here it is", bob)
+    assert list(message.recipients.values_list("phone_number", flat=True)) == [CONTACT]
+    assert message.attachments.get().content_type == "image/jpeg"
+    assert texts(Conversation.objects.get())[-1] == "Here it is"
+    assert answer["Location"].endswith(f"#message-{message.conversation_message.pk}")
+
+
+def test_a_reply_in_a_group_conversation_is_one_group_message(bob_client, linked):
+    from messaging.models import OutboundMessage
+
+    connection, _ = linked
+    record = parse_message(inbound("all of us", to=(OURS, OTHER)))
+    storing.store_record(connection, record, source="webhook")
+    conversation = Conversation.objects.get()
+    assert (
+        bob_client.post(f"/inbox/{conversation.pk}/reply/", {"text": "Hi both"}).status_code == 302
+    )
+    message = OutboundMessage.objects.get()
+    assert message.is_group
+    assert sorted(message.recipients.values_list("phone_number", flat=True)) == [CONTACT, OTHER]
+
+
+def test_an_invalid_reply_keeps_the_text_and_says_why(bob_client, conversation):
+    from messaging.models import OutboundMessage
+
+    answer = bob_client.post(f"/inbox/{conversation.pk}/reply/", {"text": "x" * 1001})
+    assert answer.status_code == 400
+    page = unescape(answer.content.decode())
+    assert "x" * 1001 in page and "1,000" in page
+    assert not OutboundMessage.objects.exists()
+
+
+def test_a_reply_from_a_number_the_person_may_not_use_says_who_can(
+    bob_client, linked, conversation
+):
+    connection, _ = linked
+    connection.shared_with_team = False
+    connection.save()
+    page = bob_client.get(f"/inbox/{conversation.pk}/").content.decode()
+    assert "not shared with the team" in page and "alice@example.com" in page
+    answer = bob_client.post(f"/inbox/{conversation.pk}/reply/", {"text": "Hi"})
+    assert answer.status_code == 400
+    assert "not shared with the team" in answer.content.decode()
+
+
+def test_a_reply_body_over_the_limit_is_refused_before_it_is_read(
+    bob_client, conversation, settings
+):
+    settings.COMPOSE_MAX_REQUEST_BYTES = 1_000
+    answer = bob_client.post(f"/inbox/{conversation.pk}/reply/", {"text": "y" * 200_000})
+    assert answer.status_code == 413
+    assert "this portal accepts at most" in unescape(answer.content.decode())
+
+
+# --- Cost ----------------------------------------------------------------------------------------
+
+
+def test_list_and_thread_cost_the_same_queries_whatever_their_size(
+    bob_client, linked, conversation, django_assert_num_queries
+):
+    connection, _ = linked
+
+    def queries(url):
+        from django.db import connection as db
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(db) as captured:
+            assert bob_client.get(url).status_code == 200
+        return len(captured)
+
+    bob_client.get(f"/inbox/{conversation.pk}/")  # the first visit creates the read state
+    small_list, small_thread = queries("/inbox/"), queries(f"/inbox/{conversation.pk}/")
+    for i in range(30):
+        sender = f"+1650555{2000 + i:04d}"
+        files = [("p.jpg", "image/jpeg", 10)] if i % 3 == 0 else ()
+        storing.store_record(
+            connection, parse_message(inbound(f"m{i}", sender=sender, files=files)), source="sync"
+        )
+        storing.store_record(
+            connection, parse_message(inbound(f"again {i}", files=files)), source="sync"
+        )
+    ConversationNote.objects.create(conversation=conversation, text="a note")
+    bob_client.get(f"/inbox/{conversation.pk}/")  # reads the new messages, as before
+    assert queries("/inbox/") == small_list
+    assert queries(f"/inbox/{conversation.pk}/") == small_thread

@@ -162,7 +162,11 @@ def _link_portal_message(connection, portal: OutboundMessage, record: MessageRec
     made now for a message older than the inbox)."""
     entry = ConversationMessage.objects.filter(outbound=portal).first()
     if entry is None:
-        record_portal_messages([portal])
+        try:
+            with transaction.atomic():
+                record_portal_messages([portal])
+        except IntegrityError:
+            pass  # another sync threaded it at the same moment
         entry = ConversationMessage.objects.filter(outbound=portal).first()
         if entry is None:
             return Stored(None, False, "no numbers")
@@ -235,7 +239,7 @@ def record_portal_messages(messages) -> None:
             for m in messages
             if m.pk in keys
         ]
-        ConversationMessage.objects.bulk_create(entries, ignore_conflicts=True)
+        ConversationMessage.objects.bulk_create(entries)
         threads.sent_from_portal(entries)
 
 

@@ -297,6 +297,10 @@ RINGCENTRAL_SERVER_URL = env.str(
 ).rstrip("/")
 # Demo mode (decided at the top): the built-in emulator stands in for RingCentral.
 DEMO_EMULATOR_PORT = env.int("DEMO_EMULATOR_PORT", default=8089)
+# Where the emulator delivers webhooks in demo mode when the portal has no public address:
+# `make run` sets it to its local web server, so the demo shows delivery reports and replies
+# within seconds, as a reachable production portal does.
+DEMO_PORTAL_URL = env.str("DEMO_PORTAL_URL", default="").rstrip("/") if DEMO_MODE else ""
 if DEMO_MODE:
     RINGCENTRAL_SERVER_URL = env.str(
         "DEMO_EMULATOR_URL", default=f"http://127.0.0.1:{DEMO_EMULATOR_PORT}"

@@ -399,3 +399,25 @@ def test_a_creation_in_progress_elsewhere_is_left_alone(emulator, reachable):
     # A creation abandoned by a dead worker is taken over after a while.
     later = timezone.now() + timedelta(minutes=6)
     assert tracking.maintain_subscription(connection.pk, now=later) == "created"
+
+
+def test_a_subscription_made_without_the_instant_messages_filter_is_made_again(
+    emulator, reachable, rc_user
+):
+    connection, _ = reachable
+    assert tracking.maintain_subscription(connection.pk) == "created"
+    # As a subscription made before the inbox existed is stored.
+    Subscription.objects.filter(connection=connection).update(event_filters=[])
+    assert tracking.maintain_subscription(connection.pk) == "created"
+    active = [s for s in remote_subscriptions(emulator) if s.status == "Active"]
+    assert any("/instant" in f for s in active for f in s.event_filters)
+
+
+def test_in_demo_mode_the_emulator_delivers_to_the_local_server(settings):
+    settings.PUBLIC_BASE_URL = ""
+    settings.DEMO_PORTAL_URL = "http://127.0.0.1:8000"
+    assert tracking.webhook_address() == "http://127.0.0.1:8000/ringcentral/webhook/"
+    settings.PUBLIC_BASE_URL = "https://sms.example.com"
+    assert tracking.webhook_address() == "https://sms.example.com/ringcentral/webhook/"
+    settings.PUBLIC_BASE_URL = settings.DEMO_PORTAL_URL = ""
+    assert tracking.webhook_address() == ""

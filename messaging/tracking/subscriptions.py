@@ -45,8 +45,9 @@ CREATE_BACKOFF = (300, 900, 3600, 21600)
 
 
 def webhook_address() -> str:
-    """Where RingCentral posts notifications, or "" when the portal is not reachable."""
-    base = settings.PUBLIC_BASE_URL
+    """Where RingCentral posts notifications, or "" when the portal is not reachable (in demo
+    mode, the local web server `make run` started, which the emulator reaches)."""
+    base = settings.PUBLIC_BASE_URL or settings.DEMO_PORTAL_URL
     return f"{base}{reverse('ringcentral_webhook')}" if base else ""
 
 

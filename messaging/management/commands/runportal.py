@@ -59,6 +59,10 @@ class Command(BaseCommand):
         ]
         commands["beat"] = [*celery, "beat", "--loglevel", options["celery_log_level"]]
 
+        env = dict(os.environ)
+        if settings.DEMO_MODE and not settings.PUBLIC_BASE_URL:
+            # The emulator delivers webhooks to this server (messaging/tracking/subscriptions.py).
+            env["DEMO_PORTAL_URL"] = f"http://127.0.0.1:{port}"
         children = {}
         # `kill`, a closed terminal or a supervisor stop us with SIGTERM/SIGHUP rather than
         # Ctrl-C; treat them alike so the children never outlive us.
@@ -68,7 +72,7 @@ class Command(BaseCommand):
             for name, command in commands.items():
                 # Each child gets its own process group so Ctrl-C reaches it only through us,
                 # and we can stop the worker's pool processes with it.
-                children[name] = subprocess.Popen(command, start_new_session=True)
+                children[name] = subprocess.Popen(command, start_new_session=True, env=env)
             url = f"http://{host}:{port}/"
             # "Running" is announced only once everything answers: in demo mode the first
             # link or send goes to the emulator, which may come up after the web server.

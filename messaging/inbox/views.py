@@ -30,10 +30,12 @@ from messaging.compose.submission import ComposeInvalid
 from messaging.core.addresses import origin_of
 from messaging.core.files import serve_stored
 from messaging.core.phones import format_number
+from messaging.core.times import ago
 from messaging.inbox import actions, listing, reply
 from messaging.models import (
     Conversation,
     ConversationNote,
+    ConversationRead,
     FileState,
     InboxEmails,
     InboxFile,
@@ -86,7 +88,7 @@ def _list_context(request, membership) -> dict:
         raise Http404 from None
     return {
         "team": membership.team,
-        "rows": rows,
+        "rows": _rows(rows),
         "filters": listing.FILTERS,
         "filter_key": filter_key,
         "search": search,
@@ -97,6 +99,28 @@ def _list_context(request, membership) -> dict:
         "version": _list_version(membership),
         "live_query": urlencode({"filter": filter_key, "q": search}),
     }
+
+
+def _rows(conversations) -> list[dict]:
+    """The list's rows with their text ready: the page lists fifty, so the template does no
+    work per row beyond placing strings."""
+    thread_url = reverse("inbox_thread", args=[0])[: -len("0/")]
+    return [
+        {
+            "pk": c.pk,
+            "url": f"{thread_url}{c.pk}/",
+            "contact": ", ".join(format_number(n) for n in c.contact_numbers),
+            "unread": c.unread,
+            "preview": c.last_preview,
+            "ours": c.last_direction == "outbound",
+            "team_number": format_number(c.team_number),
+            "assignee": c.assignee.email if c.assignee_id else "",
+            "closed": c.state == "closed",
+            "at": c.last_message_at,
+            "ago": ago(c.last_message_at),
+        }
+        for c in conversations
+    ]
 
 
 @login_required

@@ -240,6 +240,7 @@ class ConversationRead(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["conversation", "user"], name="one_read_per_person")
         ]
+        indexes = [models.Index(fields=["user", "-seen_at"], name="inbox_read_latest")]
 
     def __str__(self):
         return f"{self.user} read {self.seen_count} of conversation {self.conversation_id}"

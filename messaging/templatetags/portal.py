@@ -1,10 +1,8 @@
 import re
-from datetime import timedelta
 
 from django import template
-from django.utils import timezone
-from django.utils.timesince import timesince
 
+from messaging.core import times
 from messaging.core.phones import format_number
 from messaging.ringcentral import limits
 
@@ -26,11 +24,7 @@ def phone(value) -> str:
 @register.filter
 def ago(value) -> str:
     """How long ago `value` was, in words ("just now", "5 minutes ago", "2 days ago")."""
-    if not value:
-        return ""
-    if timezone.now() - value < timedelta(minutes=1):
-        return "just now"
-    return f"{timesince(value, depth=1)} ago"
+    return times.ago(value)
 
 
 _WORD_START = re.compile(r"(?<=[a-z])(?=[A-Z])")

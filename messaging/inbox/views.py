@@ -35,7 +35,6 @@ from messaging.inbox import actions, listing, reply
 from messaging.models import (
     Conversation,
     ConversationNote,
-    ConversationRead,
     FileState,
     InboxEmails,
     InboxFile,

@@ -636,3 +636,25 @@ def test_list_and_thread_cost_the_same_queries_whatever_their_size(
     bob_client.get(f"/inbox/{conversation.pk}/")  # reads the new messages, as before
     assert queries("/inbox/") == small_list
     assert queries(f"/inbox/{conversation.pk}/") == small_thread
+
+
+def test_the_admin_console_lists_received_and_sent_messages_with_their_conversation(
+    admin_client, linked, bob, team
+):
+    connection, number = linked
+    storing.store_record(connection, parse_message(inbound("Received one")), source="webhook")
+    membership = Membership.objects.get(team=team, user=bob)
+    submission.submit(submission.prepare(membership, sender=number.pk, to=CONTACT, text="Sent one"))
+    changelist = "/admin/messaging/conversationmessage/"
+    page = admin_client.get(changelist).content.decode()
+    assert "Received one" in page and "Sent one" in page
+    received = admin_client.get(changelist, {"direction__exact": "inbound"}).content.decode()
+    assert "Received one" in received and "Sent one" not in received
+    conversation = Conversation.objects.get()
+    assert f"/admin/messaging/conversation/{conversation.pk}/change/" in page
+    assert (
+        admin_client.get(f"/admin/messaging/conversation/{conversation.pk}/change/").status_code
+        == 200
+    )
+    entry = ConversationMessage.objects.get(direction=Direction.INBOUND)
+    assert admin_client.get(f"{changelist}{entry.pk}/change/").status_code == 200

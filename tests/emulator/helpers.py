@@ -103,6 +103,32 @@ def error_code(response: requests.Response) -> str:
     return response.json()["errors"][0]["errorCode"]
 
 
+STORE = "/restapi/v1.0/account/~/extension/~/message-store"
+SYNC = "/restapi/v1.0/account/~/extension/~/message-sync"
+
+
+def control(emu, method: str, name: str, **kwargs: Any) -> requests.Response:
+    """A call to the emulator's ``/_emulator/`` control API."""
+    return requests.request(method, f"{emu.base_url}/_emulator/{name}", timeout=10, **kwargs)
+
+
+def freeze(emu) -> float:
+    """Stop the emulator clock at its current time: only ``advance`` moves it from now on, so
+    the ticker thread cannot make anything due meanwhile. Returns that time."""
+    start = emu.now()
+    emu.clock = lambda: start
+    return start
+
+
+def subscribe(api: Api, address: str, filters: list[str], token: str | None = "s3cret-token"):
+    mode = {"transportType": "WebHook", "address": address}
+    if token is not None:
+        mode["verificationToken"] = token
+    return api.post(
+        "/restapi/v1.0/subscription", json={"eventFilters": filters, "deliveryMode": mode}
+    )
+
+
 # -- hand-built multipart bodies (so tests control every header byte) -----------------------
 
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from .helpers import CLIENT_ID, RECIPIENT, REDIRECT_URI, error_code, exchange
-
-
-def control(emu, method: str, name: str, **kwargs) -> requests.Response:
-    return requests.request(method, f"{emu.base_url}/_emulator/{name}", timeout=10, **kwargs)
+from .helpers import CLIENT_ID, RECIPIENT, REDIRECT_URI, control, error_code, exchange
 
 
 def test_health_reports_the_base_url(emu):

@@ -15,6 +15,11 @@ from messaging.ringcentral.emulator import serve_forever
 from messaging.ringcentral.emulator.demo import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
+    DEMO_CONTACT_CUSTOMER,
+    DEMO_CONTACT_DELAY,
+    DEMO_CONTACT_PHOTO,
+    DEMO_CONTACT_REPLIES,
+    DEMO_CONTACT_STOPS,
     DEMO_NUMBER_FAX,
     DEMO_NUMBER_NO_FEATURES,
     DEMO_NUMBER_SMS_MMS,
@@ -28,7 +33,7 @@ from messaging.ringcentral.emulator.demo import (
     seed_demo,
 )
 
-from .helpers import Api, error_code
+from .helpers import STORE, Api, error_code, freeze
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,6 +88,58 @@ def test_demo_recipients_end_with_their_scripted_outcomes(demo, emu):
     ]
     assert bodies[1]["deliveryErrorCode"] == "SMS-RC-413"
     assert bodies[2]["deliveryErrorCode"] == "SMS-CAR-411"
+
+
+def test_a_newly_linked_demo_account_already_has_conversations(demo, emu):
+    world, api = demo
+    listed = api.get(STORE, params={"dateFrom": "2000-01-01T00:00:00Z"}).json()["records"]
+    assert [r["id"] for r in listed] == [m.id for m in reversed(world.history)]
+    assert {r["direction"] for r in listed} == {"Inbound", "Outbound"}
+    ages = [emu.now() - m.created_at for m in world.history]
+    assert max(ages) >= 2 * 86400 and min(ages) <= 3600
+    by_contact = {}
+    for record in listed:
+        contact = record["from"]["phoneNumber"]
+        if record["direction"] == "Outbound":
+            contact = record["to"][0]["phoneNumber"]
+        by_contact.setdefault(contact, set()).add(record["conversation"]["id"])
+    assert set(by_contact) == {DEMO_CONTACT_CUSTOMER, DEMO_CONTACT_PHOTO, DEMO_CONTACT_REPLIES}
+    assert all(len(ids) == 1 for ids in by_contact.values())
+    [mms] = [r for r in listed if len(r["attachments"]) > 1]
+    photo = mms["attachments"][1]
+    assert photo["contentType"] == "image/png"
+    data = api.get(photo["uri"].split(emu.base_url, 1)[1]).content
+    assert data.startswith(b"\x89PNG")
+    unread = [r["subject"] for r in listed if r["readStatus"] == "Unread"]
+    assert unread == ["Can you call me back when you have a minute?"]
+    assert all(r["messageStatus"] in ("Received", "Delivered") for r in listed)
+
+
+def test_demo_contacts_answer_a_few_seconds_later(demo, emu):
+    _, api = demo
+    freeze(emu)
+    contacts = [DEMO_CONTACT_REPLIES, DEMO_CONTACT_PHOTO, DEMO_CONTACT_STOPS]
+    for number in contacts:
+        assert api.send_sms("Hello from the demo", to=[number]).status_code == 200
+    inbound = {"direction": "Inbound"}
+    before = len(api.get(STORE, params=inbound).json()["records"])
+    emu.advance(emu.config.delivered_after + DEMO_CONTACT_DELAY)
+    answers = api.get(STORE, params=inbound).json()["records"][: len(contacts)]
+    assert len(api.get(STORE, params=inbound).json()["records"]) == before + len(contacts)
+    by_contact = {r["from"]["phoneNumber"]: r for r in answers}
+    assert by_contact[DEMO_CONTACT_REPLIES]["subject"] == (
+        "Thanks! Got your message: Hello from the demo"
+    )
+    photo = by_contact[DEMO_CONTACT_PHOTO]["attachments"]
+    assert [a["type"] for a in photo] == ["Text", "MmsAttachment"]
+    assert photo[1]["size"] <= 20_000
+    assert by_contact[DEMO_CONTACT_STOPS]["subject"] == "STOP"
+    assert emu.opted_out(DEMO_NUMBER_SMS_MMS, DEMO_CONTACT_STOPS)
+    blocked = api.send_sms("Are you sure?", to=[DEMO_CONTACT_STOPS]).json()["id"]
+    emu.advance(60)
+    body = api.get(f"{STORE}/{blocked}").json()
+    assert body["messageStatus"] == "SendingFailed"
+    assert body["deliveryErrorCode"] == "SMS-RC-413"
 
 
 def test_the_demo_app_accepts_the_local_portal_callback(demo, emu):

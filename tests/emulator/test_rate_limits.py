@@ -6,7 +6,17 @@ import pytest
 
 from messaging.ringcentral.emulator import EmulatorConfig
 
-from .helpers import CLIENT_ID, REDIRECT_URI, Api, error_code, exchange
+from .helpers import (
+    CLIENT_ID,
+    LOCAL_MMS,
+    RECIPIENT,
+    REDIRECT_URI,
+    STORE,
+    SYNC,
+    Api,
+    error_code,
+    exchange,
+)
 
 ME = "/restapi/v1.0/account/~/extension/~"
 
@@ -35,6 +45,23 @@ def test_sends_count_in_the_medium_group_and_reads_in_light(api):
     assert api.send_sms().headers["X-Rate-Limit-Group"] == "medium"
     assert api.get(ME + "/message-store").headers["X-Rate-Limit-Group"] == "light"
     assert api.get(ME + "/phone-number").headers["X-Rate-Limit-Group"] == "light"
+
+
+def test_sync_is_light_while_downloads_and_read_status_updates_are_medium(api, emu):
+    message = emu.inbound(RECIPIENT, LOCAL_MMS, "pic", [("p.png", "image/png", b"\x89PNG")])
+    synced = api.get(SYNC, params={"syncType": "FSync"})
+    assert (synced.headers["X-Rate-Limit-Group"], synced.headers["X-Rate-Limit-Remaining"]) == (
+        "light",
+        "2",
+    )
+    download = api.get(f"{STORE}/{message.id}/content/{message.attachments[0].id}")
+    assert download.headers["X-Rate-Limit-Group"] == "medium"
+    assert download.headers["X-Rate-Limit-Remaining"] == "1"
+    update = api.put(f"{STORE}/{message.id}", json={"readStatus": "Read"})
+    assert update.headers["X-Rate-Limit-Group"] == "medium"
+    assert update.headers["X-Rate-Limit-Remaining"] == "0"
+    assert api.send_sms().status_code == 429
+    assert api.get(SYNC, params={"syncType": "FSync"}).status_code == 200
 
 
 def test_the_request_over_the_limit_is_429_cmn_301_with_retry_after(api):

@@ -7,6 +7,15 @@ from .config import EmulatorConfig
 from .emulator import Emulator
 from .faults import Fault
 from .journal import JournalEntry, PartRecord
+from .messages import StoredMessage
 from .standalone import serve_forever
 
-__all__ = ["Emulator", "EmulatorConfig", "Fault", "JournalEntry", "PartRecord", "serve_forever"]
+__all__ = [
+    "Emulator",
+    "EmulatorConfig",
+    "Fault",
+    "JournalEntry",
+    "PartRecord",
+    "StoredMessage",
+    "serve_forever",
+]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +41,37 @@ class Clock:
             raise ValueError("the clock only moves forward")
         with self._lock:
             self._offset += seconds
+
+
+class Scheduler:
+    """Actions due at emulator times; ``Emulator.tick`` runs those that are due, in due order.
+
+    An action runs at the first tick at or after its time, so the clock may be past it then.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._heap: list[tuple[float, int, Callable[[], object]]] = []
+        self._order = itertools.count()
+
+    def at(self, when: float, action: Callable[[], object]) -> None:
+        with self._lock:
+            heapq.heappush(self._heap, (when, next(self._order), action))
+
+    def pop_due(self, now: float) -> list[Callable[[], object]]:
+        due = []
+        with self._lock:
+            while self._heap and self._heap[0][0] <= now:
+                due.append(heapq.heappop(self._heap)[2])
+        return due
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._heap)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._heap.clear()
 
 
 def iso(ts: float) -> str:

@@ -54,6 +54,11 @@ class EmulatorConfig:
     delivered_after: float = 3.0
     default_outcome: str = "delivered"
 
+    # Message sync: how far back an ISync looks before its token's syncTime (RingCentral
+    # documents 5 s), and how long a token stays valid after it was issued.
+    sync_overlap: float = 5.0
+    sync_token_ttl: float = 86400.0
+
     # Request limits
     max_body_bytes: int = 10 * 1024 * 1024
     max_attachments: int = 10
@@ -93,6 +98,8 @@ class EmulatorConfig:
         for name in ("access_token_ttl", "refresh_token_ttl", "code_ttl", "batch_read_max"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.sync_overlap < 0 or self.sync_token_ttl <= 0:
+            raise ValueError("need sync_overlap >= 0 and sync_token_ttl > 0")
         if self.max_sessions_per_user < 1:
             raise ValueError("max_sessions_per_user must be at least 1")
 

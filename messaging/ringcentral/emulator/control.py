@@ -17,13 +17,28 @@ no authentication, so the emulator should only listen on a loopback or private a
     POST   /_emulator/tick                   evaluate due status changes now
     GET    /_emulator/messages               stored messages as RingCentral JSON
     GET    /_emulator/deliveries             webhook delivery attempts
-    GET    /_emulator/world                  apps (without secrets), extensions, numbers
+    GET    /_emulator/world                  apps (without secrets), extensions, numbers,
+                                             recipient behaviours, contact scripts
     POST   /_emulator/authorize-code         body: {client_id, redirect_uri, extension_id,
                                              code_challenge?, method?} -> {"code"}
+    POST   /_emulator/inbound                body: {from, to, text?, attachments?, also_to?,
+                                             at?, read?} -> the stored record (RingCentral JSON)
+    POST   /_emulator/outbound-elsewhere     body: {from, to: [...], text?, attachments?, at?}
+                                             -> the stored record
+    GET    /_emulator/opt-outs               {"records": [{"from", "to", "since"}]}
+    POST   /_emulator/contacts               body: {phone_number, script, delay?}; script
+                                             reply | photo | stop, null removes the script
+    POST   /_emulator/sync-tokens/invalidate body: {extension_id?} (all when absent)
+                                             -> {"invalidated": count}
+
+Attachments are ``[{"filename", "content_type", "data_base64"}]``; ``at`` is a time on the
+emulator clock (seconds, as ``now`` in health), not after now.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import json
 from collections.abc import Callable
@@ -38,6 +53,37 @@ if TYPE_CHECKING:
 
 class _Invalid(Exception):
     pass
+
+
+def _fields(data: dict[str, Any], required: set[str], optional: set[str]) -> None:
+    unknown = set(data) - required - optional
+    if unknown:
+        raise _Invalid(f"unknown fields: {sorted(unknown)}")
+    missing = required - set(data)
+    if missing:
+        raise _Invalid(f"required fields: {sorted(missing)}")
+
+
+def _attachments(value: Any) -> list[tuple[str, str, bytes]]:
+    if not isinstance(value, list):
+        raise _Invalid("attachments must be a list")
+    files = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise _Invalid("an attachment is {filename, content_type, data_base64}")
+        _fields(item, {"filename", "content_type", "data_base64"}, set())
+        try:
+            data = base64.b64decode(item["data_base64"], validate=True)
+        except (binascii.Error, TypeError) as exc:
+            raise _Invalid(f"data_base64 of {item['filename']!r} is not base64") from exc
+        files.append((item["filename"], item["content_type"], data))
+    return files
+
+
+def _numbers(value: Any, name: str) -> list[str]:
+    if not isinstance(value, list):
+        raise _Invalid(f"{name} must be a list of phone numbers")
+    return value
 
 
 def _body(req: Request) -> dict[str, Any]:
@@ -150,6 +196,7 @@ def _world(emu: Emulator, req: Request) -> Any:
         "accounts": [dataclasses.asdict(a) for a in world.accounts.values()],
         "extensions": [dataclasses.asdict(e) for e in world.extensions.values()],
         "recipients": {k: dataclasses.asdict(v) for k, v in world.behaviours.items()},
+        "contacts": {k: dataclasses.asdict(v) for k, v in emu.contacts.all().items()},
     }
 
 
@@ -168,6 +215,63 @@ def _authorize_code(emu: Emulator, req: Request) -> Any:
     return {"code": code}
 
 
+def _inbound(emu: Emulator, req: Request) -> Any:
+    data = _body(req)
+    _fields(data, {"from", "to"}, {"text", "attachments", "also_to", "at", "read"})
+    read = data.get("read", False)
+    if not isinstance(read, bool):
+        raise _Invalid("read must be true or false")
+    message = emu.inbound(
+        data["from"],
+        data["to"],
+        data.get("text", ""),
+        _attachments(data.get("attachments", [])),
+        _numbers(data.get("also_to", []), "also_to"),
+        at=data.get("at"),
+        read=read,
+    )
+    return message.to_json(emu.base_url, emu.now())
+
+
+def _outbound_elsewhere(emu: Emulator, req: Request) -> Any:
+    data = _body(req)
+    _fields(data, {"from", "to"}, {"text", "attachments", "at"})
+    message = emu.outbound_elsewhere(
+        data["from"],
+        _numbers(data["to"], "to"),
+        data.get("text", ""),
+        _attachments(data.get("attachments", [])),
+        at=data.get("at"),
+    )
+    return message.to_json(emu.base_url, emu.now())
+
+
+def _opt_outs(emu: Emulator, req: Request) -> Any:
+    pairs = sorted(emu.opt_outs.pairs())
+    return {"records": [{"from": f, "to": t, "since": since} for f, t, since in pairs]}
+
+
+def _contacts(emu: Emulator, req: Request) -> Any:
+    data = _body(req)
+    _fields(data, {"phone_number", "script"}, {"delay"})
+    if data["script"] is None:
+        emu.clear_contact_script(data["phone_number"])
+    else:
+        emu.script_contact(data["phone_number"], data["script"], data.get("delay", 5.0))
+    return {"ok": True}
+
+
+def _invalidate_sync_tokens(emu: Emulator, req: Request) -> Any:
+    data = _body(req)
+    _fields(data, set(), {"extension_id"})
+    extension_id = data.get("extension_id")
+    if extension_id is not None and (
+        isinstance(extension_id, bool) or not isinstance(extension_id, int)
+    ):
+        raise _Invalid("extension_id must be an integer")
+    return {"invalidated": emu.invalidate_sync_tokens(extension_id)}
+
+
 ROUTES: dict[tuple[str, str], Callable[[Emulator, Request], Any]] = {
     ("GET", "/_emulator/health"): _health,
     ("GET", "/_emulator/journal"): _journal,
@@ -184,6 +288,11 @@ ROUTES: dict[tuple[str, str], Callable[[Emulator, Request], Any]] = {
     ("GET", "/_emulator/deliveries"): _deliveries,
     ("GET", "/_emulator/world"): _world,
     ("POST", "/_emulator/authorize-code"): _authorize_code,
+    ("POST", "/_emulator/inbound"): _inbound,
+    ("POST", "/_emulator/outbound-elsewhere"): _outbound_elsewhere,
+    ("GET", "/_emulator/opt-outs"): _opt_outs,
+    ("POST", "/_emulator/contacts"): _contacts,
+    ("POST", "/_emulator/sync-tokens/invalidate"): _invalidate_sync_tokens,
 }
 
 

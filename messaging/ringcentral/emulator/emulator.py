@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import ssl
+import sys
 import threading
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from .clock import Clock
+from .clock import Clock, Scheduler
 from .config import EmulatorConfig
+from .contacts import Contacts, ContactScript, on_outbound
 from .faults import Fault, FaultBook
+from .inbound import FileTuple, receive, send_elsewhere
 from .journal import Journal, JournalEntry
-from .messages import MessageStore, StoredMessage
+from .messages import READ_STATUSES, MessageStore, StoredMessage
 from .oauth import AuthorizeError, OAuthService
+from .optout import OptOuts
 from .ratelimit import RateLimiter
 from .server import EmulatorHTTPServer
-from .state import Account, App, Extension, RecipientBehaviour, World
+from .state import E164, Account, App, Extension, RecipientBehaviour, World
 from .subscriptions import Delivery, SubscriptionService
+from .sync import SyncTokens
 
 
 class Emulator:
@@ -41,6 +47,10 @@ class Emulator:
         self.subscriptions = SubscriptionService(self)
         self.rate_limiter = RateLimiter(self.now, lambda: self.config)
         self.faults = FaultBook()
+        self.opt_outs = OptOuts()
+        self.contacts = Contacts()
+        self.scheduler = Scheduler()
+        self.sync_tokens = SyncTokens()
         self._journal = Journal()
         self._tick_lock = threading.Lock()
         self._server: EmulatorHTTPServer | None = None
@@ -149,18 +159,25 @@ class Emulator:
         self.tick()
 
     def tick(self) -> None:
-        """Emit "updated" notifications for messages whose status changed since the last tick."""
+        """Run the scheduled actions that are due (contacts' answers), then emit "updated"
+        notifications for messages whose status changed since the last tick."""
         with self._tick_lock:
             now = self.now()
-            changed: dict[int, list[StoredMessage]] = {}
+            for action in self.scheduler.pop_due(now):
+                try:
+                    action()
+                except Exception:  # one broken action must not stop the clock
+                    traceback.print_exc(file=sys.stderr)
+            changed: dict[tuple[int, str], list[StoredMessage]] = {}
             for message in self.messages:
                 current = message.statuses(now)
                 if self.messages.notified.get(message.id) != current:
                     self.messages.notified[message.id] = current
-                    changed.setdefault(message.extension_id, []).append(message)
-            for extension_id, items in changed.items():
+                    key = (message.extension_id, message.direction)
+                    changed.setdefault(key, []).append(message)
+            for (extension_id, direction), items in changed.items():
                 last = max(m.last_modified(now) for m in items)
-                self.subscriptions.messages_updated(extension_id, len(items), last)
+                self.subscriptions.messages_updated(extension_id, direction, len(items), last)
 
     # -- world ------------------------------------------------------------------------------
 
@@ -210,6 +227,75 @@ class Emulator:
     def update_config(self, **changes: Any) -> EmulatorConfig:
         self.config = self.config.updated(changes)
         return self.config
+
+    # -- messages from outside the calling app -----------------------------------------------
+
+    def inbound(
+        self,
+        from_number: str,
+        to_number: str,
+        text: str = "",
+        attachments: Iterable[FileTuple] = (),
+        also_to: Iterable[str] = (),
+        at: float | None = None,
+        read: bool = False,
+    ) -> StoredMessage:
+        """Contact ``from_number`` texts ``to_number`` (a number of an extension with
+        SmsSender; MmsSender for attachments). ``attachments``: (filename, content_type, bytes);
+        ``also_to``: the other members of a group MMS; ``at``: a creation time in the past
+        (default now); ``read``: stored Read instead of Unread. Opt-out keywords apply
+        (``optout.py``). Raises ``ValueError`` for anything RingCentral would not deliver."""
+        return receive(self, from_number, to_number, text, attachments, also_to, at, read)
+
+    def outbound_elsewhere(
+        self,
+        from_number: str,
+        to_numbers: Iterable[str],
+        text: str = "",
+        attachments: Iterable[FileTuple] = (),
+        at: float | None = None,
+    ) -> StoredMessage:
+        """The user owning ``from_number`` sends from another RingCentral app or a desk phone:
+        an Outbound record the calling app did not create, with the usual lifecycle."""
+        return send_elsewhere(self, from_number, to_numbers, text, attachments, at)
+
+    def message_stored(self, message: StoredMessage) -> None:
+        """Tell subscriptions about a new record, and scripted contacts about a message to them."""
+        self.subscriptions.message_created(message)
+        if not message.inbound:
+            on_outbound(self, message)
+
+    def set_read_status(self, message_id: int, read_status: str) -> StoredMessage:
+        """Mark a message Read or Unread, as ``PUT .../message-store/{id}`` does."""
+        if read_status not in READ_STATUSES:
+            raise ValueError("read_status must be Read or Unread")
+        now = self.now()
+        result = self.messages.set_read_status(message_id, read_status, now)
+        if result is None:
+            raise KeyError(message_id)
+        message, changed = result
+        if changed:
+            self.subscriptions.messages_updated(message.extension_id, message.direction, 1, now)
+        return message
+
+    def opted_out(self, from_number: str, to_number: str) -> bool:
+        """Whether contact ``to_number`` opted out of texts from ``from_number``."""
+        return self.opt_outs.opted_out(from_number, to_number)
+
+    def script_contact(self, phone_number: str, script: str, delay: float = 5.0) -> None:
+        """Make ``phone_number`` answer the messages it gets: ``reply``, ``photo`` or ``stop``
+        (``contacts.py``), ``delay`` emulator seconds after a message reaches it."""
+        if not E164.match(phone_number):
+            raise ValueError(f"{phone_number!r} is not an E.164 number")
+        self.contacts.set(phone_number, ContactScript(script, delay))
+
+    def clear_contact_script(self, phone_number: str) -> None:
+        self.contacts.set(phone_number, None)
+
+    def invalidate_sync_tokens(self, extension_id: int | None = None) -> int:
+        """Make the message-sync tokens of ``extension_id`` (every extension when None) answer
+        MSG-333, so clients must run a full sync; how many tokens were dropped."""
+        return self.sync_tokens.invalidate(extension_id)
 
     # -- OAuth shortcuts ---------------------------------------------------------------------
 
@@ -274,13 +360,18 @@ class Emulator:
         return message.status(self.now())
 
     def reset(self) -> None:
-        """Forget journal, faults, messages, deliveries and rate-limit counters.
+        """Forget journal, faults, messages, deliveries, rate-limit counters, opt-outs, pending
+        contact answers and sync tokens.
 
-        Apps, accounts, extensions, recipient behaviours, sessions and subscriptions stay.
+        Apps, accounts, extensions, recipient behaviours, contact scripts, sessions and
+        subscriptions stay.
         """
         self.wait_for_deliveries(timeout=2.0)
         self._journal.clear()
         self.faults.clear()
+        self.scheduler.clear()
+        self.opt_outs.clear()
+        self.sync_tokens.clear()
         self.messages.clear()
         self.subscriptions.clear_deliveries()
         self.rate_limiter.reset()

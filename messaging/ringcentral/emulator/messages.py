@@ -1,9 +1,13 @@
-"""Sending SMS/MMS and reading the message store.
+"""Stored messages and sending SMS/MMS (the message-store endpoints are in ``store.py``).
 
-A stored outbound message never changes in memory after it is created: each recipient's status
-is a function of the emulator clock (``RecipientTrack``), so reads are consistent with time
-travel. ``Emulator.tick`` compares those statuses with what it last notified to emit webhook
-"updated" events.
+A stored message is never changed in memory: each outbound recipient's status is a function of
+the emulator clock (``RecipientTrack``), so reads are consistent with time travel, and a new read
+status replaces the record with a copy. ``Emulator.tick`` compares statuses with what it last
+notified to emit webhook "updated" events.
+
+Inbound messages (``inbound.py``) and outbound ones sent from the user's other RingCentral apps
+share the store: ``direction`` tells them apart, and a conversation is keyed on the extension and
+the set of every participant, so both directions of a thread (group MMS included) share its id.
 
 Validation order of a send (first failure wins): content type, multipart framing, the JSON root
 part, each attachment part in order (MSG-350, MSG-351, MSG-347, MSG-348), attachment count
@@ -13,22 +17,21 @@ part, each attachment part in order (MSG-350, MSG-351, MSG-347, MSG-348), attach
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
 import math
 import secrets
 import threading
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import multipart
-from .clock import iso, parse_iso
-from .errors import ApiError, invalid_parameter, not_found, unsupported_media_type
+from .clock import iso
+from .errors import ApiError, invalid_parameter, unsupported_media_type
 from .identity import check_path_owner
-from .paging import page_params, paginate
 from .state import E164, World
 from .wire import Request, Response
 
@@ -75,8 +78,8 @@ SUPPORTED_MIME_TYPES = frozenset(
 
 MESSAGE_TYPES = ("Fax", "SMS", "VoiceMail", "Pager", "Text")
 DIRECTIONS = ("Inbound", "Outbound")
+READ_STATUSES = ("Read", "Unread")
 MULTIPART_TYPES = ("multipart/form-data", "multipart/mixed")
-BULK_JSON = "application/vnd.ringcentral.multipart+json"
 
 _GSM7 = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -139,25 +142,57 @@ class RecipientTrack:
 
 
 @dataclass(frozen=True)
+class NewAttachment:
+    """A file about to be stored with a message."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class StoredMessage:
     id: int
     account_id: str
     extension_id: int
-    sender_name: str
+    # The extension's user: ``from.name`` of outbound records and ``owner.name`` of all.
+    owner_name: str
+    direction: str
     from_number: str
+    # Outbound: one timeline per recipient. Inbound: empty.
     recipients: tuple[RecipientTrack, ...]
+    # Inbound: the extension's number that received it, then the other group MMS members.
+    inbound_to: tuple[str, ...]
     text: str
     attachments: tuple[StoredAttachment, ...]
     created_at: float
+    # When the record entered the store: later than ``created_at`` for back-dated records.
+    stored_at: float
     conversation_id: int
     text_attachment_id: int
+    # "sms", "mms", "elsewhere" (sent from another RingCentral app) or "inbound".
     endpoint: str
+    read_status: str
+    read_changed_at: float | None = None
+
+    @property
+    def inbound(self) -> bool:
+        return self.direction == "Inbound"
 
     @property
     def to_numbers(self) -> list[str]:
+        if self.inbound:
+            return list(self.inbound_to)
         return [r.phone_number for r in self.recipients]
 
+    @property
+    def participants(self) -> frozenset[str]:
+        return frozenset([self.from_number, *self.to_numbers])
+
     def statuses(self, now: float) -> tuple[str, ...]:
+        if self.inbound:
+            return ("Received",)
         return tuple(r.state(now)[0] for r in self.recipients)
 
     def status(self, now: float) -> str:
@@ -172,7 +207,15 @@ class StoredMessage:
         return "Sent"
 
     def last_modified(self, now: float) -> float:
-        return max([self.created_at] + [r.state(now)[1] for r in self.recipients])
+        times = [self.created_at] + [r.state(now)[1] for r in self.recipients]
+        if self.read_changed_at is not None:
+            times.append(self.read_changed_at)
+        return max(times)
+
+    def changed_at(self, now: float) -> float:
+        """When a client could last have seen this record change: its last modification, or when
+        it entered the store if that is later (a back-dated record is new when it is stored)."""
+        return max(self.stored_at, self.last_modified(now))
 
     def error_code(self, now: float) -> str | None:
         for recipient in self.recipients:
@@ -186,8 +229,7 @@ class StoredMessage:
             f"/message-store/{self.id}"
         )
 
-    def to_json(self, base_url: str, now: float) -> dict[str, Any]:
-        uri = self.uri(base_url)
+    def _attachments_json(self, uri: str) -> list[dict[str, Any]]:
         attachments: list[dict[str, Any]] = []
         if self.text:
             attachments.append(
@@ -209,22 +251,39 @@ class StoredMessage:
                     "size": item.size,
                 }
             )
+        return attachments
+
+    def _parties_json(self, now: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        if not self.inbound:
+            sender = {"phoneNumber": self.from_number, "name": self.owner_name}
+            to = [
+                {"phoneNumber": r.phone_number, "messageStatus": r.state(now)[0]}
+                for r in self.recipients
+            ]
+            return sender, to
+        # ``target`` marks the extension's own number among the recipients (group MMS).
+        own, *others = self.inbound_to
+        to = [{"phoneNumber": own, "name": self.owner_name, "target": True}]
+        to += [{"phoneNumber": number} for number in others]
+        return {"phoneNumber": self.from_number}, to
+
+    def to_json(self, base_url: str, now: float) -> dict[str, Any]:
+        """The record as the message store answers it (``GetMessageInfoResponse``)."""
+        uri = self.uri(base_url)
+        sender, to = self._parties_json(now)
         status = self.status(now)
         body: dict[str, Any] = {
             "uri": uri,
             "id": self.id,
             "extensionId": str(self.extension_id),
-            "to": [
-                {"phoneNumber": r.phone_number, "messageStatus": r.state(now)[0]}
-                for r in self.recipients
-            ],
-            "from": {"phoneNumber": self.from_number, "name": self.sender_name},
+            "to": to,
+            "from": sender,
             "type": "SMS",
             "creationTime": iso(self.created_at),
-            "readStatus": "Read",
+            "readStatus": self.read_status,
             "priority": "Normal",
-            "attachments": attachments,
-            "direction": "Outbound",
+            "attachments": self._attachments_json(uri),
+            "direction": self.direction,
             "availability": "Alive",
             "subject": self.text,
             "messageStatus": status,
@@ -235,7 +294,14 @@ class StoredMessage:
             },
             "lastModifiedTime": iso(self.last_modified(now)),
             "segmentCount": segment_count(self.text),
+            "owner": {
+                "extensionId": str(self.extension_id),
+                "extensionType": "User",
+                "name": self.owner_name,
+            },
         }
+        if self.inbound:
+            return body
         if status != "Queued":
             body["smsSendingAttemptsCount"] = 1
         if status == "Delivered":
@@ -254,7 +320,7 @@ class MessageStore:
         self._messages: dict[int, StoredMessage] = {}
         self._ids = itertools.count(3_154_000_000_001)
         self._attachment_ids = itertools.count(6_020_000_001)
-        self._conversations: dict[tuple, int] = {}
+        self._conversations: dict[tuple[int, frozenset[str]], int] = {}
         self.notified: dict[int, tuple[str, ...]] = {}
 
     def create(
@@ -262,16 +328,25 @@ class MessageStore:
         *,
         account_id: str,
         extension_id: int,
-        sender_name: str,
+        owner_name: str,
+        direction: str,
         from_number: str,
-        recipients: list[RecipientTrack],
+        recipients: Iterable[RecipientTrack] = (),
+        inbound_to: Iterable[str] = (),
         text: str,
-        files: list[multipart.Part],
+        files: Iterable[NewAttachment],
         created_at: float,
+        stored_at: float,
         endpoint: str,
+        read_status: str,
     ) -> StoredMessage:
+        recipients = tuple(recipients)
+        inbound_to = tuple(inbound_to)
         with self._lock:
-            key = (extension_id, from_number, frozenset(r.phone_number for r in recipients))
+            participants = frozenset(
+                [from_number, *inbound_to, *(r.phone_number for r in recipients)]
+            )
+            key = (extension_id, participants)
             if key not in self._conversations:
                 # Above 2**53 on purpose: clients must keep conversation.id as a string.
                 self._conversations[key] = secrets.randbelow(2**62) + 2**62
@@ -279,28 +354,53 @@ class MessageStore:
                 id=next(self._ids),
                 account_id=account_id,
                 extension_id=extension_id,
-                sender_name=sender_name,
+                owner_name=owner_name,
+                direction=direction,
                 from_number=from_number,
-                recipients=tuple(recipients),
+                recipients=recipients,
+                inbound_to=inbound_to,
                 text=text,
                 attachments=tuple(
                     StoredAttachment(
                         id=next(self._attachment_ids),
-                        filename=part.filename or "",
-                        content_type=part.content_type or "",
-                        data=part.body,
-                        headers=part.headers,
+                        filename=item.filename,
+                        content_type=item.content_type,
+                        data=item.data,
+                        headers=item.headers,
                     )
-                    for part in files
+                    for item in files
                 ),
                 created_at=created_at,
+                stored_at=stored_at,
                 conversation_id=self._conversations[key],
                 text_attachment_id=next(self._attachment_ids),
                 endpoint=endpoint,
+                read_status=read_status,
             )
             self._messages[message.id] = message
-            self.notified[message.id] = tuple("Queued" for _ in recipients)
+            if created_at < stored_at:
+                # A back-dated record arrives with the statuses it has by now: no "updated"
+                # events for changes that happened before anyone could see it.
+                self.notified[message.id] = message.statuses(stored_at)
+            else:
+                initial = "Received" if message.inbound else "Queued"
+                self.notified[message.id] = tuple(initial for _ in message.statuses(stored_at))
             return message
+
+    def set_read_status(
+        self, message_id: int, read_status: str, now: float
+    ) -> tuple[StoredMessage, bool] | None:
+        """Replace the record with one carrying ``read_status``; (record, whether it changed),
+        or None for an unknown id. Setting the status it already has changes nothing."""
+        with self._lock:
+            message = self._messages.get(message_id)
+            if message is None:
+                return None
+            if message.read_status == read_status:
+                return message, False
+            updated = dataclasses.replace(message, read_status=read_status, read_changed_at=now)
+            self._messages[message_id] = updated
+            return updated, True
 
     def get(self, message_id: int) -> StoredMessage | None:
         with self._lock:
@@ -489,9 +589,16 @@ def _check_numbers(req: Request, from_number: str, to: list[str], has_files: boo
             )
 
 
-def _track(config: EmulatorConfig, world: World, number: str, now: float) -> RecipientTrack:
+# What a send to an opted-out pair ends with (developer guide, SMS errors).
+OPTED_OUT_ERROR = "SMS-RC-413"
+
+
+def _track(
+    config: EmulatorConfig, world: World, number: str, now: float, opted_out: bool
+) -> RecipientTrack:
     """The timeline of ``number`` in a message created at ``now``: the number's behaviour, with
-    the config's delays where the behaviour sets none."""
+    the config's delays where the behaviour sets none. An opted-out pair is accepted and then
+    fails to send, whatever the number's behaviour."""
     behaviour = world.behaviour_for(number, config.default_outcome)
     sent_after = behaviour.sent_after if behaviour.sent_after is not None else config.sent_after
     final_after = (
@@ -499,13 +606,26 @@ def _track(config: EmulatorConfig, world: World, number: str, now: float) -> Rec
         if behaviour.delivered_after is not None
         else config.delivered_after
     )
+    outcome, error_code = behaviour.outcome, behaviour.error_code
+    if opted_out:
+        outcome, error_code = "sending_failed", OPTED_OUT_ERROR
     return RecipientTrack(
         phone_number=number,
-        outcome=behaviour.outcome,
-        error_code=behaviour.error_code,
+        outcome=outcome,
+        error_code=error_code,
         sent_at=now + sent_after,
         final_at=now + max(final_after, sent_after),
     )
+
+
+def outbound_tracks(
+    emu: Emulator, from_number: str, to: list[str], now: float
+) -> list[RecipientTrack]:
+    """One timeline per recipient of a message from ``from_number`` created at ``now``."""
+    return [
+        _track(emu.config, emu.world, number, now, emu.opt_outs.opted_out(from_number, number))
+        for number in to
+    ]
 
 
 def handle_send(emu: Emulator, req: Request, endpoint: str) -> Response:
@@ -523,171 +643,30 @@ def handle_send(emu: Emulator, req: Request, endpoint: str) -> Response:
 
     auth = req.auth
     assert auth is not None
-    config = emu.config
 
     def commit() -> Response:
         now = emu.now()
         message = emu.messages.create(
             account_id=auth.account.id,
             extension_id=auth.extension.id,
-            sender_name=auth.extension.name,
+            owner_name=auth.extension.name,
+            direction="Outbound",
             from_number=from_number,
-            recipients=[_track(config, emu.world, number, now) for number in to],
+            recipients=outbound_tracks(emu, from_number, to, now),
             text=text,
-            files=files,
+            files=[
+                NewAttachment(part.filename or "", part.content_type or "", part.body, part.headers)
+                for part in files
+            ],
             created_at=now,
+            stored_at=now,
             endpoint=endpoint,
+            read_status="Read",
         )
         req.message_id = message.id
-        emu.subscriptions.message_created(message)
+        emu.message_stored(message)
         response = Response.json(200, message.to_json(emu.base_url, now))
         response.message_id = message.id
         return response
 
     return Response(200, commit=commit)
-
-
-# -- message store --------------------------------------------------------------------------
-
-
-def _owned(emu: Emulator, req: Request, message_id: int) -> StoredMessage | None:
-    assert req.auth is not None
-    message = emu.messages.get(message_id)
-    if message is None or message.extension_id != req.auth.extension.id:
-        return None
-    return message
-
-
-def handle_read(emu: Emulator, req: Request) -> Response:
-    """GET ``.../message-store/{id}`` or ``{id},{id},...`` (bulk: HTTP 207)."""
-    check_path_owner(emu, req)
-    raw_ids = req.params["ids"].split(",")
-    if any(not raw.strip().isdigit() for raw in raw_ids):
-        raise invalid_parameter("messageId")
-    ids = [int(raw) for raw in raw_ids]
-    if len(ids) > emu.config.batch_read_max:
-        raise ApiError(
-            400, "CMN-106", f"Batch request is limited to {emu.config.batch_read_max} entries"
-        )
-    now = emu.now()
-    if len(ids) == 1:
-        message = _owned(emu, req, ids[0])
-        if message is None:
-            raise not_found("messageId")
-        return Response.json(200, message.to_json(emu.base_url, now))
-
-    assert req.auth is not None
-    base = (
-        f"{emu.base_url}/restapi/v1.0/account/{req.auth.account.id}"
-        f"/extension/{req.auth.extension.id}/message-store"
-    )
-    results: list[tuple[int, int, dict[str, Any]]] = []
-    for message_id in ids:
-        message = _owned(emu, req, message_id)
-        if message is None:
-            results.append((message_id, 404, not_found("messageId").body()))
-        else:
-            results.append((message_id, 200, message.to_json(emu.base_url, now)))
-
-    if BULK_JSON in (req.header("Accept") or ""):
-        items = [{"resourceId": str(i), "status": s, "body": b} for i, s, b in results]
-        response = Response.json(207, items)
-        response.content_type = BULK_JSON
-        return response
-
-    boundary = f"Boundary_{uuid.uuid4().hex}"
-    summary = {
-        "response": [
-            {
-                "href": f"{base}/{message_id}",
-                "status": status,
-                "responseDescription": "OK" if status == 200 else "Not Found",
-            }
-            for message_id, status, _ in results
-        ]
-    }
-    chunks = [summary] + [body for _, _, body in results]
-    payload = b"".join(
-        b"--"
-        + boundary.encode()
-        + b"\r\nContent-Type: application/json\r\n\r\n"
-        + json.dumps(chunk).encode("utf-8")
-        + b"\r\n"
-        for chunk in chunks
-    )
-    payload += b"--" + boundary.encode() + b"--\r\n"
-    return Response(207, payload, f"multipart/mixed; boundary={boundary}")
-
-
-def _multi(req: Request, name: str, allowed: tuple[str, ...]) -> list[str]:
-    values = req.query.get(name, [])
-    for value in values:
-        if value not in allowed:
-            raise invalid_parameter(name)
-    return values
-
-
-def _date(req: Request, name: str, default: float) -> float:
-    raw = req.query_one(name)
-    if raw is None:
-        return default
-    try:
-        return parse_iso(raw)
-    except ValueError:
-        raise invalid_parameter(name) from None
-
-
-def handle_list(emu: Emulator, req: Request) -> Response:
-    """GET ``.../message-store``: newest first; ``dateFrom`` defaults to ``dateTo`` - 24 h."""
-    check_path_owner(emu, req)
-    assert req.auth is not None
-    now = emu.now()
-    date_to = _date(req, "dateTo", now)
-    date_from = _date(req, "dateFrom", date_to - 86400)
-    directions = _multi(req, "direction", DIRECTIONS)
-    types = _multi(req, "messageType", MESSAGE_TYPES)
-    page, per_page = page_params(req)
-    conversation = req.query_one("conversationId")
-    phone = req.query_one("phoneNumber")
-
-    selected = [
-        m
-        for m in emu.messages.for_extension(req.auth.extension.id)
-        if date_from <= m.created_at <= date_to
-        and (not directions or "Outbound" in directions)
-        and (not types or "SMS" in types)
-        and (conversation is None or str(m.conversation_id) == conversation)
-        and (phone is None or phone == m.from_number or phone in m.to_numbers)
-    ]
-    selected.sort(key=lambda m: (m.created_at, m.id), reverse=True)
-    base = (
-        f"{emu.base_url}/restapi/v1.0/account/{req.auth.account.id}"
-        f"/extension/{req.auth.extension.id}/message-store"
-    )
-    chunk, paging, navigation = paginate(req, base, selected, page, per_page)
-    body = {
-        "uri": base,
-        "records": [m.to_json(emu.base_url, now) for m in chunk],
-        "paging": paging,
-        "navigation": navigation,
-    }
-    return Response.json(200, body)
-
-
-def handle_content(emu: Emulator, req: Request) -> Response:
-    """GET ``.../message-store/{id}/content/{attachmentId}``: the stored bytes."""
-    check_path_owner(emu, req)
-    try:
-        message_id = int(req.params["ids"])
-        attachment_id = int(req.params["attachment"])
-    except ValueError:
-        raise not_found("messageId") from None
-    message = _owned(emu, req, message_id)
-    if message is None:
-        raise not_found("messageId")
-    if attachment_id == message.text_attachment_id and message.text:
-        return Response(200, message.text.encode("utf-8"), "text/plain; charset=UTF-8")
-    for item in message.attachments:
-        if item.id == attachment_id:
-            return Response(200, item.data, item.content_type)
-    raise not_found("attachmentId")

@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import control, identity, messages, multipart, oauth, subscriptions
+from . import control, identity, messages, multipart, oauth, store, subscriptions, sync
 from .errors import ApiError
 from .faults import Fault
 from .journal import JournalEntry, PartRecord, redact_form, redact_headers
@@ -91,15 +91,22 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Endpoint]]] = [
     ),
     (
         re.compile(_OWNER + r"/message-store"),
-        {"GET": Endpoint(messages.handle_list, "Light", "ReadMessages")},
+        {"GET": Endpoint(store.handle_list, "Light", "ReadMessages")},
     ),
     (
         re.compile(_OWNER + r"/message-store/(?P<ids>[^/]+)"),
-        {"GET": Endpoint(messages.handle_read, "Light", "ReadMessages")},
+        {
+            "GET": Endpoint(store.handle_read, "Light", "ReadMessages"),
+            "PUT": Endpoint(store.handle_update, "Medium", "EditMessages"),
+        },
     ),
     (
         re.compile(_OWNER + r"/message-store/(?P<ids>[^/]+)/content/(?P<attachment>[^/]+)"),
-        {"GET": Endpoint(messages.handle_content, "Medium", "ReadMessages")},
+        {"GET": Endpoint(store.handle_content, "Medium", "ReadMessages")},
+    ),
+    (
+        re.compile(_OWNER + r"/message-sync"),
+        {"GET": Endpoint(sync.handle_sync, "Light", "ReadMessages")},
     ),
     (
         re.compile(r"/restapi/v1\.0/subscription"),

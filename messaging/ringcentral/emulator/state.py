@@ -13,7 +13,7 @@ from .config import OUTCOMES, require_one_of
 
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 
-DEFAULT_SCOPES = ("SMS", "ReadMessages", "ReadAccounts", "SubscriptionWebhook")
+DEFAULT_SCOPES = ("SMS", "ReadMessages", "EditMessages", "ReadAccounts", "SubscriptionWebhook")
 
 PHONE_FEATURES = (
     "CallerId",

@@ -8,8 +8,10 @@ Lifecycle of a subscription:
       v                        v
     400 SUB-525              Blacklisted (kept, never delivered to again; delete and recreate)
 
-Deliveries run on one background thread, in order. Every attempt is recorded in
-``Emulator.deliveries``.
+Events: a message-store filter gets ``changes`` (new and updated counts) for the messages it
+takes (``type`` absent or SMS; ``direction`` absent or the message's); the instant filter gets
+every inbound record whole. Deliveries run on one background thread, in order. Every attempt is
+recorded in ``Emulator.deliveries``.
 """
 
 from __future__ import annotations
@@ -247,40 +249,61 @@ class SubscriptionService:
 
     # -- events -----------------------------------------------------------------------------
 
-    def _notify(self, extension_id: int, change: dict[str, Any], last_updated: float) -> None:
+    def _targets(self, extension_id: int) -> list[Subscription]:
         now = self.emu.now()
+        return [
+            s
+            for s in self.subscriptions.values()
+            if s.extension_id == extension_id and s.status == "Active" and not s.expired(now)
+        ]
+
+    def _payload(self, sub: Subscription, event: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "uuid": str(uuid.uuid4()),
+            "event": event,
+            "timestamp": iso(self.emu.now()),
+            "subscriptionId": sub.id,
+            "ownerId": str(sub.extension_id),
+            "body": body,
+        }
+
+    def _notify(
+        self, extension_id: int, direction: str, change: dict[str, Any], last_updated: float
+    ) -> None:
+        """A ``changes`` event to every subscription with a message-store filter that takes
+        messages of ``direction``."""
+        body = {
+            "extensionId": str(extension_id),
+            "lastUpdated": iso(last_updated),
+            "changes": [change],
+            "ownerId": str(extension_id),
+        }
         with self.lock:
-            targets = [
-                s
-                for s in self.subscriptions.values()
-                if s.extension_id == extension_id and s.status == "Active" and not s.expired(now)
-            ]
-            for sub in targets:
-                event = next((f for f in sub.event_filters if _wants_outbound_sms(f)), None)
-                if event is None:
-                    continue
-                payload = {
-                    "uuid": str(uuid.uuid4()),
-                    "event": event,
-                    "timestamp": iso(now),
-                    "subscriptionId": sub.id,
-                    "ownerId": str(extension_id),
-                    "body": {
-                        "extensionId": str(extension_id),
-                        "lastUpdated": iso(last_updated),
-                        "changes": [change],
-                        "ownerId": str(extension_id),
-                    },
-                }
-                self._enqueue(_Outgoing(sub.id, payload))
+            for sub in self._targets(extension_id):
+                event = next((f for f in sub.event_filters if _wants_sms(f, direction)), None)
+                if event is not None:
+                    self._enqueue(_Outgoing(sub.id, self._payload(sub, event, body)))
+
+    def _notify_instant(self, message: StoredMessage) -> None:
+        """The whole inbound record to every subscription with the instant-message filter."""
+        body = instant_body(message, self.emu.base_url, self.emu.now())
+        with self.lock:
+            for sub in self._targets(message.extension_id):
+                event = next((f for f in sub.event_filters if _is_instant(f)), None)
+                if event is not None:
+                    self._enqueue(_Outgoing(sub.id, self._payload(sub, event, body)))
 
     def message_created(self, message: StoredMessage) -> None:
         change = {"type": "SMS", "newCount": 1, "updatedCount": 0, "newMessageIds": [message.id]}
-        self._notify(message.extension_id, change, message.created_at)
+        self._notify(message.extension_id, message.direction, change, message.created_at)
+        if message.inbound:
+            self._notify_instant(message)
 
-    def messages_updated(self, extension_id: int, count: int, last_updated: float) -> None:
+    def messages_updated(
+        self, extension_id: int, direction: str, count: int, last_updated: float
+    ) -> None:
         change = {"type": "SMS", "newCount": 0, "updatedCount": count, "newMessageIds": []}
-        self._notify(extension_id, change, last_updated)
+        self._notify(extension_id, direction, change, last_updated)
 
     # -- validation -------------------------------------------------------------------------
 
@@ -440,14 +463,33 @@ def _bad_filters(raw: str) -> ApiError:
     )
 
 
-def _wants_outbound_sms(event_filter: str) -> bool:
+def _wants_sms(event_filter: str, direction: str) -> bool:
+    """Whether a message-store filter (not the instant one) takes SMS of ``direction``: no
+    ``type`` or ``type=SMS``, no ``direction`` or that one."""
     path, _, query = event_filter.partition("?")
     if not _MESSAGE_STORE.match(path) or path.endswith("/instant"):
         return False
     params = parse_qs(query)
-    return params.get("type", ["SMS"]) == ["SMS"] and params.get("direction", ["Outbound"]) == [
-        "Outbound"
+    return params.get("type", ["SMS"]) == ["SMS"] and params.get("direction", [direction]) == [
+        direction
     ]
+
+
+def _is_instant(event_filter: str) -> bool:
+    path, _, _ = event_filter.partition("?")
+    return bool(_MESSAGE_STORE.match(path)) and path.endswith("/instant")
+
+
+def instant_body(message: StoredMessage, base_url: str, now: float) -> dict[str, Any]:
+    """An instant-message event's ``body``: the whole record, with the event schema's types
+    (``InstantMessageEventBody``: ``id`` and ``conversationId`` are strings), ``ownerId``, and
+    ``eventType`` as RingCentral's sample payloads carry it."""
+    body = message.to_json(base_url, now)
+    body["id"] = str(message.id)
+    body["conversationId"] = str(message.conversation_id)
+    body["eventType"] = "Create"
+    body["ownerId"] = str(message.extension_id)
+    return body
 
 
 def _json_body(req: Request, required: bool) -> dict[str, Any]:

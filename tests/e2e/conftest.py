@@ -218,6 +218,7 @@ class Backend:
     def _tick(self):
         from django.db import connection
 
+        from messaging.inbox.tasks import download_inbox_files, sync_inboxes
         from messaging.sending import tasks
         from messaging.tracking.tasks import poll_statuses
 
@@ -228,6 +229,8 @@ class Backend:
                     # queue is the default; the poll itself runs in the worker.
                     tasks.dispatch_due()
                     poll_statuses.delay()
+                    sync_inboxes.delay()
+                    download_inbox_files.delay()
                 except Exception as error:  # noqa: BLE001 - the next tick tries again
                     print(f"e2e beat: {error!r}")
         finally:
@@ -267,6 +270,8 @@ def backend(transactional_db, rc_world, journey_media, request):
         "MEDIA_ROOT": str(journey_media),
         # Short tracking intervals: a delivery report is read as soon as it is due.
         "TRACKING_MIN_READ_INTERVAL": "1",
+        # And a message received shows within a couple of seconds, by sync alone.
+        "INBOX_SYNC_INTERVAL": "1",
         "OUTBOX_BACKOFF_SECONDS": "1,1,1,1,1",
     }
     from tests.test_send_task import clear_shared_limiter

@@ -76,6 +76,7 @@ EXEMPT = {
 PROTECTED_AFTER_SIZE_CHECK = {
     "messaging.compose.views.compose_view",
     "messaging.compose.views.upload",
+    "messaging.inbox.views.inbox_reply",
 }
 
 # Would do something on most pages if it got through.

@@ -215,6 +215,9 @@ class Acme:
     members: list[Membership]
     invitation: object
     markers: list[str]
+    conversations: list = None
+    inbox_files: list = None
+    notes: list = None
 
     def values(self, route: Route) -> list[dict]:
         """Ways to fill `route` with Acme's objects: one dict per combination to request."""
@@ -232,15 +235,19 @@ class Acme:
             "invitation_id": [self.invitation.pk],
             "key": [d.key for d in self.drafts],
             "token": [invitations.make_token(self.invitation)],
+            "note_id": [n.pk for n in self.notes],
         }
         # `pk` means a different model in each views module.
         by_module_pk = {
             "messaging.outbox.views.messages": [m.pk for m in self.messages],
             "messaging.outbox.views.attachments": [a.pk for a in self.attachments],
             "messaging.links.views": [self.connection.pk],
+            "messaging.inbox.views": [c.pk for c in self.conversations],
         }
         if name == "pk" and module in by_module_pk:
             return by_module_pk[module]
+        if name == "key" and module == "messaging.inbox.views":
+            return [f.key for f in self.inbox_files]
         if name in by_name:
             return by_name[name]
         pytest.fail(
@@ -339,6 +346,8 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
         markers += [phone, f"{phone[2:5]}-{phone[5:8]}-{phone[8:]}", f"{phone[5:8]}-{phone[8:]}"]
     for stored in (*attachments, *drafts):
         markers += [stored.file.name, stored.thumbnail.name]
+    conversation, received, note = acme_conversation(connection, alice)
+    markers += [ACME_RECEIVED_TEXT, ACME_NOTE, ACME_RECEIVED_FROM, received.file.name]
     return Acme(
         team=team,
         messages=[queued, failed],
@@ -349,7 +358,57 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
         members=[team.memberships.get(user=bob), owner],
         invitation=invitation,
         markers=markers,
+        conversations=[conversation],
+        inbox_files=[received],
+        notes=[note],
     )
+
+
+ACME_RECEIVED_FROM = "+16505559878"
+ACME_RECEIVED_TEXT = "Here is the signed contract for Acme"
+ACME_NOTE = "Acme internal: call legal first"
+
+
+def acme_conversation(connection, author):
+    """A received MMS of Acme's (its photo fetched and stored) in a conversation with a note."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from messaging.inbox import storing
+    from messaging.models import ConversationNote, FileState, InboxFile
+    from messaging.ringcentral.records import parse_message
+
+    record = parse_message(
+        {
+            "id": 8_100_000_001,
+            "type": "SMS",
+            "direction": "Inbound",
+            "from": {"phoneNumber": ACME_RECEIVED_FROM},
+            "to": [{"phoneNumber": ACME_NUMBER}],
+            "subject": ACME_RECEIVED_TEXT,
+            "messageStatus": "Received",
+            "attachments": [
+                {
+                    "id": "1",
+                    "type": "MmsAttachment",
+                    "contentType": "image/jpeg",
+                    "fileName": "contract.jpg",
+                }
+            ],
+        }
+    )
+    entry = storing.store_record(connection, record, source="webhook").entry
+    stored = default_storage.save(f"inbox/{connection.team_id}/acme", ContentFile(samples.jpeg()))
+    thumb = default_storage.save(
+        f"inbox/{connection.team_id}/acme-thumb", ContentFile(samples.jpeg())
+    )
+    InboxFile.objects.filter(message=entry).update(
+        state=FileState.STORED, file=stored, thumbnail=thumb, content_type="image/jpeg", size=10
+    )
+    note = ConversationNote.objects.create(
+        conversation=entry.conversation, author=author, text=ACME_NOTE
+    )
+    return entry.conversation, InboxFile.objects.get(message=entry), note
 
 
 @dataclass

@@ -22,3 +22,4 @@ class MessagingConfig(AppConfig):
 
         handoff.register(sending_tasks.send_soon)
         webhooks.register_instant_handler(instant.receive)
+        webhooks.register_changes_handler(instant.changes_announced)

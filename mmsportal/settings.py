@@ -404,8 +404,8 @@ CELERY_BEAT_SCHEDULE = {
     # messages whose earlier download failed.
     "inbox-sync": {
         "task": "messaging.tasks.sync_inboxes",
-        "schedule": 5.0,
-        "options": {"expires": 5.0},
+        "schedule": 2.0,
+        "options": {"expires": 2.0},
     },
     "inbox-download-files": {
         "task": "messaging.tasks.download_inbox_files",
@@ -423,7 +423,7 @@ CELERY_BEAT_SCHEDULE = {
 # Days of history (both directions) imported when a RingCentral user is linked.
 INBOX_HISTORY_DAYS = env.int("INBOX_HISTORY_DAYS", default=30)
 # Seconds between two message syncs of a connection; without a webhook this is how soon a new
-# message shows (plus beat's 5 s), so it stays under half a minute.
+# message shows (plus beat's 2 s), so it stays under half a minute.
 INBOX_SYNC_INTERVAL = env.float("INBOX_SYNC_INTERVAL", default=20.0)
 # The same while the connection's webhook delivers instant messages (sync only backs it up).
 INBOX_SYNC_INTERVAL_WITH_WEBHOOK = env.float("INBOX_SYNC_INTERVAL_WITH_WEBHOOK", default=300.0)

@@ -306,3 +306,63 @@ def test_files_of_a_received_mms_go_to_s3(emulator, linked, bucket):  # noqa: F8
     photo = InboxFile.objects.order_by("position").first()
     stored = client.get_object(Bucket=name, Key=photo.file.name)["Body"].read()
     assert stored == png
+
+
+# --- Delivery reports brought by the sync ---------------------------------------------------------
+
+
+def store_reads(emu):
+    return [e for e in journal(emu, "/message-store/") if e.method == "GET" and e.status != 401]
+
+
+def test_delivery_reports_come_with_the_sync_and_polling_reads_nothing(emulator, linked, alice):
+    from messaging.models import MessageStatus, OutboundMessage
+    from messaging.tracking import polling
+    from tests.tracking_helpers import send
+
+    connection, number = linked
+    inbox_sync.sync_connection(connection.pk)
+    messages = [send(emulator, number, alice, [f"+1650555{3000 + i}"]) for i in range(30)]
+    emulator.advance(30)  # every carrier has reported
+    counts = inbox_sync.sync_connection(connection.pk)
+    assert counts["reported"] == 30 and counts["final"] == 30
+    assert set(
+        OutboundMessage.objects.filter(pk__in=[m.pk for m in messages]).values_list(
+            "status", flat=True
+        )
+    ) == {MessageStatus.DELIVERED}
+    # One sync request carried thirty reports; polling has nothing left to read.
+    assert polling.poll(now=timezone.now() + timedelta(minutes=5)) == {}
+    assert store_reads(emulator) == []
+
+
+def test_with_a_healthy_sync_polling_reads_only_what_sync_missed_and_gives_up_unread(
+    emulator, linked, alice
+):
+    from messaging.models import MessageStatus, OutboundMessage
+    from messaging.tracking import polling
+    from tests.tracking_helpers import send
+
+    connection, number = linked
+    emulator.set_recipient_behaviour("+16505553100", "no_receipt")
+    silent = send(emulator, number, alice, ["+16505553100"])
+    inbox_sync.sync_connection(connection.pk)  # reports it Sent: sync has seen it
+    missed = send(emulator, number, alice, ["+16505553101"])
+    # As if the sync had run between RingCentral's answer and the outbox recording it.
+    OutboundMessage.objects.filter(pk=missed.pk).update(
+        sent_at=timezone.now() - timedelta(minutes=3)
+    )
+    InboxSync.objects.filter(connection=connection).update(synced_at=timezone.now())
+    emulator.advance(30)
+
+    polling.poll(now=timezone.now())
+    read = [i for e in store_reads(emulator) for i in e.path.rsplit("/", 1)[-1].split(",")]
+    assert read == [missed.rc_message_id]
+    assert OutboundMessage.objects.get(pk=missed.pk).status == MessageStatus.DELIVERED
+
+    # A day later, the one the carrier never confirmed is given up without another read.
+    later = timezone.now() + timedelta(days=1, minutes=1)
+    InboxSync.objects.filter(connection=connection).update(synced_at=later)
+    polling.poll(now=later)
+    assert OutboundMessage.objects.get(pk=silent.pk).status == MessageStatus.NO_RECEIPT
+    assert len(store_reads(emulator)) == 1

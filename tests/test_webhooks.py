@@ -287,32 +287,53 @@ def test_a_delivery_that_is_not_a_json_object_is_a_400(client, subscribed):
     assert sub.last_delivery_at is None
 
 
-def test_a_valid_delivery_is_answered_at_once_and_read_afterwards(
+def test_a_valid_delivery_is_answered_at_once_and_a_sync_brings_the_report(
     client, subscribed, alice, emulator, django_capture_on_commit_callbacks
 ):
+    from messaging.inbox.tasks import sync_inbox
+
     sub, number = subscribed
+    sync_inbox(sub.connection_id)  # the link's first sync
     message = send(emulator, number, alice, [RECIPIENT])
     emulator.advance(5)  # RingCentral has the delivery receipt by now
-    reads_before = len(journal(emulator, "/message-store/"))
+    syncs_before = len(journal(emulator, "/message-sync"))
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         answer = deliver(
             client, sub, notification(sub), **{"Verification-Token": sub.verification_token}
         )
 
-    # Answered before anything was read: the read waits in the queue.
+    # Answered before anything was read: the sync waits in the queue, asked for at once.
     assert answer.status_code == 200
     assert answer.json() == {}
-    assert len(callbacks) == 1
-    assert len(journal(emulator, "/message-store/")) == reads_before
+    assert [c.__qualname__ for c in callbacks] == ["after_commit.<locals>.hand_over"]
+    assert len(journal(emulator, "/message-sync")) == syncs_before
     assert OutboundMessage.objects.get(pk=message.pk).status == MessageStatus.SENT
 
-    refresh_after_webhook(sub.connection_id)  # what the worker runs
+    sync_inbox(sub.connection_id)  # what the worker runs
 
     assert OutboundMessage.objects.get(pk=message.pk).status == MessageStatus.DELIVERED
     sub.refresh_from_db()
-    assert sub.last_delivery_at is not None and sub.refresh_requested_at is None
+    assert sub.last_delivery_at is not None
     assert mail.outbox == []
+
+
+def test_without_a_working_sync_the_delivery_is_read_at_once(
+    client, subscribed, alice, emulator, django_capture_on_commit_callbacks
+):
+    from messaging.models import InboxSync
+
+    sub, number = subscribed
+    InboxSync.objects.update_or_create(connection_id=sub.connection_id, defaults={"failures": 2})
+    message = send(emulator, number, alice, [RECIPIENT])
+    emulator.advance(5)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        deliver(client, sub, notification(sub), **{"Verification-Token": sub.verification_token})
+    assert len(callbacks) == 1
+    refresh_after_webhook(sub.connection_id)  # what the worker runs, with no settling delay
+    assert OutboundMessage.objects.get(pk=message.pk).status == MessageStatus.DELIVERED
+    sub.refresh_from_db()
+    assert sub.refresh_requested_at is None
 
 
 def test_the_token_is_also_accepted_in_the_validation_token_header(client, subscribed):
@@ -330,8 +351,8 @@ def test_deliveries_for_unknown_subscriptions_or_messages_are_still_answered_200
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         answer = deliver(client, sub, body, **{"Verification-Token": sub.verification_token})
     assert answer.status_code == 200
-    # Only a new message (our own send) was announced: nothing to read.
-    assert callbacks == []
+    # A new message (one sent from a desk phone, say) is fetched by a message sync.
+    assert [c.__qualname__ for c in callbacks] == ["after_commit.<locals>.hand_over"]
 
 
 def test_a_burst_of_deliveries_queues_one_read(

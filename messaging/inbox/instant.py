@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from messaging.inbox.storing import store_record
-from messaging.inbox.sync import request_sync
+from messaging.inbox.sync import request_sync, sync_is_possible
 from messaging.models import MessageSource, RingCentralConnection
 from messaging.ringcentral import errors
 from messaging.ringcentral.records import parse_message
@@ -36,3 +36,11 @@ def receive(connection_id: int, body) -> str:
         return "not inbound"
     stored = store_record(connection, record, source=MessageSource.WEBHOOK)
     return "stored" if stored.created else (stored.skipped or "known")
+
+
+def changes_announced(connection_id: int) -> bool:
+    """A verified notification that the connection's messages changed: sync them now, which
+    brings every change in one request (tracking reads them itself when this answers False)."""
+    if not sync_is_possible(connection_id):
+        return False
+    return request_sync(connection_id)

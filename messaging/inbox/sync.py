@@ -8,13 +8,17 @@ received, sent from elsewhere or changed since, however long the portal was away
 RingCentral no longer honours (`errors.FullSyncRequired`) leads to a full sync from shortly
 before the last good one, never to a stuck inbox.
 
-When: beat runs `sync_due` every few seconds; a connection is due `INBOX_SYNC_INTERVAL` seconds
+When: beat runs `sync_due` every two seconds; a connection is due `INBOX_SYNC_INTERVAL` seconds
 after its last sync (so that, without a webhook, a new message shows within about half a
 minute), or `INBOX_SYNC_INTERVAL_WITH_WEBHOOK` while its webhook delivers instant messages (the
-sync then only backs the webhook up). Every verified instant delivery also asks for a sync
-(`request_sync`), at most one every `REQUEST_GAP`. Every request takes a grant of the linked
-user's Light budget from the shared rate limiter, which delivery tracking uses too; a 429
-pauses that budget for everyone. A lease on the row keeps two syncs of one connection apart.
+sync then only backs the webhook up). Every verified webhook delivery also asks for a sync at
+once (`request_sync`: one pending at a time; one asked for while another runs follows it).
+Every request takes a grant of the linked user's Light budget from the shared rate limiter,
+which delivery tracking uses too; a 429 pauses that budget for everyone. A lease on the row
+keeps two syncs of one connection apart.
+
+The answers also hold our own sent messages whose status changed: their delivery reports go to
+tracking (`polling.reports_received`), which then has nothing to read for them itself.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from messaging.models import (
 from messaging.ringcentral import errors, limits
 from messaging.ringcentral.message_sync import SyncAnswer
 from messaging.sending import ratelimit
+from messaging.tracking import polling
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +54,11 @@ MAX_HISTORY_PAGES = 20
 RECOVERY_MARGIN = timedelta(hours=1)
 LEASE = timedelta(minutes=2)
 LIMITER_MAX_WAIT = 2.0
-# After a webhook, another sync is asked for at most this often.
-REQUEST_GAP = timedelta(seconds=5)
+# A sync asked for but not started after this long (its task was lost) may be asked for again.
+REQUEST_PENDING_AT_MOST = timedelta(seconds=30)
+# Syncs asked for by webhooks start at least this far apart: in a busy hour RingCentral
+# notifies several times a second, and one sync answers for all of them.
+REQUEST_MIN_GAP = timedelta(seconds=2)
 # Waits after failed syncs: 30 s, 2 min, 10 min, then every 30 min.
 FAILURE_BACKOFF = (30, 120, 600, 1800)
 MAX_CONNECTIONS_PER_RUN = 200
@@ -94,20 +102,36 @@ def sync_due(now: datetime | None = None) -> dict[str, int]:
 
 
 def request_sync(connection_id: int, now: datetime | None = None) -> bool:
-    """After a verified instant delivery: sync this connection soon (the webhook brought one
-    message; sync brings anything else, and confirms). Returns True when one was asked for."""
+    """After a verified webhook delivery: sync this connection now (an instant delivery brought
+    one message, a change notification none; sync brings everything, and confirms). A sync
+    already asked for and not yet started answers for this one too. Returns True."""
     now = now or timezone.now()
     InboxSync.objects.bulk_create(
         [InboxSync(connection_id=connection_id, next_sync_at=now)], ignore_conflicts=True
     )
     asked = (
         InboxSync.objects.filter(connection_id=connection_id)
-        .filter(Q(requested_at__isnull=True) | Q(requested_at__lt=now - REQUEST_GAP))
-        .update(requested_at=now, next_sync_at=now)
+        .filter(Q(requested_at__isnull=True) | Q(requested_at__lt=now - REQUEST_PENDING_AT_MOST))
+        .update(requested_at=now)
     )
     if asked:
-        schedule.after_commit(schedule.SYNC, connection_id)
-    return bool(asked)
+        last = InboxSync.objects.filter(connection_id=connection_id).values_list(
+            "synced_at", flat=True
+        )[0]
+        wait = 0.0 if last is None else (last + REQUEST_MIN_GAP - now).total_seconds()
+        schedule.after_commit(schedule.SYNC, connection_id, countdown=max(wait, 0.0) or None)
+    return True
+
+
+def sync_is_possible(connection_id: int) -> bool:
+    """Can a sync of this connection be expected to work (a usable link whose last sync did
+    not fail)? Otherwise callers rely on something else."""
+    return (
+        RingCentralConnection.objects.filter(
+            pk=connection_id, status__in=RingCentralConnection.USABLE_STATUSES
+        ).exists()
+        and not InboxSync.objects.filter(connection_id=connection_id, failures__gt=0).exists()
+    )
 
 
 def sync_connection(connection_id: int, *, now: datetime | None = None) -> dict[str, int]:
@@ -128,6 +152,8 @@ def sync_connection(connection_id: int, *, now: datetime | None = None) -> dict[
         .update(leased_until=now + LEASE, requested_at=None)
     )
     if not claimed:
+        # Another sync runs: whatever this one was asked for follows it, at the next beat.
+        InboxSync.objects.filter(connection=connection).update(next_sync_at=now)
         counts["busy"] += 1
         return counts
     state = InboxSync.objects.get(connection=connection)
@@ -163,6 +189,7 @@ def sync_connection(connection_id: int, *, now: datetime | None = None) -> dict[
     for record in records:
         stored = store_record(connection, record, source=source)
         counts["stored" if stored.created else "known"] += 1
+    counts.update(polling.reports_received(connection.pk, records, now))
     for answer in answers:
         _observe(limiter, key, answer)
     fields = {

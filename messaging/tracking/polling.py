@@ -22,12 +22,20 @@ Polling (always on; beat calls `poll` every ~10 s)
        "the carrier never reported delivery".
     With a healthy webhook subscription, checks are at least `webhook_poll_gap()` (15 min) apart.
 
+Message sync (the inbox's, messaging/inbox/sync.py)
+    The inbox syncs every linked user's messages every few seconds anyway; each incremental
+    answer holds every message created or changed since the last, our own sends among them, so
+    their reports come with it, whatever their number (`reports_received`). While a
+    connection's sync is healthy, polling reads only the messages sync has not reported within
+    `SYNC_MISS_GRACE` of their sending (a sync that ran between RingCentral's answer and the
+    outbox recording it), and gives up on the rest after a day without reading them again.
+
 Webhooks (when `PUBLIC_BASE_URL` makes the portal reachable)
     One RingCentral subscription per connection to its outbound SMS changes (subscriptions.py).
     The endpoint (views.py) verifies a delivery and calls `webhooks.webhook_received`, which
-    enqueues `refresh_connection` a few seconds later (letting a burst of notifications
-    settle). Notifications carry no ids of changed messages, so the refresh makes the
-    connection's recent not-final messages due and reads them under the same pacing.
+    asks for a message sync at once, or, where there is none, enqueues `refresh_connection`,
+    which makes the connection's recent not-final messages due and reads them at once (at most
+    one read every `WEBHOOK_READ_GAP`).
 
 Times are passed in as `now` (default: the current time) so schedules can be tested.
 """
@@ -46,6 +54,7 @@ from django.utils import timezone
 
 from messaging.links.tokens import client_for
 from messaging.models import (
+    InboxSync,
     MessageStatus,
     OutboundMessage,
     RingCentralConnection,
@@ -72,6 +81,12 @@ MAX_CONNECTIONS_PER_RUN = 200
 LIMITER_MAX_WAIT = 2.0
 # A connection that cannot be used is looked at again this often (it may be linked again).
 UNUSABLE_RECHECK = timedelta(minutes=10)
+# After a webhook, a read of a connection follows its last read by at least this.
+WEBHOOK_READ_GAP = timedelta(seconds=1)
+# A message sync not heard of for longer than this is no source of reports (it failed).
+SYNC_HEALTHY_WITHIN = timedelta(minutes=2)
+# A message no sync has reported this long after its sending is read by polling.
+SYNC_MISS_GRACE = timedelta(minutes=2)
 
 
 def schedule() -> tuple[tuple[int | None, int], ...]:
@@ -147,14 +162,24 @@ def refresh_connection(connection_id: int, now: datetime | None = None) -> dict[
         status=MessageStatus.SENT,
         sent_at__gte=now - give_up_after(),
     ).filter(Q(next_check_at__isnull=True) | Q(next_check_at__gt=now)).update(next_check_at=now)
-    return check_connection(connection_id, now=now)
+    return check_connection(connection_id, now=now, after_webhook=True)
 
 
-def check_connection(connection_id: int, *, now: datetime) -> dict[str, int]:
+def sync_is_healthy(connection_id: int, now: datetime) -> bool:
+    """Does the inbox's message sync of this connection bring its reports (a recent success)?"""
+    return InboxSync.objects.filter(
+        connection_id=connection_id, synced_at__gte=now - SYNC_HEALTHY_WITHIN, failures=0
+    ).exists()
+
+
+def check_connection(
+    connection_id: int, *, now: datetime, after_webhook: bool = False
+) -> dict[str, int]:
     """Read and apply the message-store records of one connection's due messages.
 
     Returns counts: `reads` (requests), `read` (messages), `final`, `gave_up`, `paced` (a small
-    batch waited for the pace), `deferred` (rate limiter or 429), `failed_reads`.
+    batch waited for the pace), `deferred` (rate limiter or 429), `failed_reads`, `synced`
+    (left to the message sync).
     """
     counts: Counter = Counter()
     connection = RingCentralConnection.objects.filter(pk=connection_id).first()
@@ -165,16 +190,19 @@ def check_connection(connection_id: int, *, now: datetime) -> dict[str, int]:
         return counts
     webhook = WebhookSubscription.objects.filter(connection=connection).first()
     healthy = webhook is not None and webhook.is_healthy(now)
+    tracked = OutboundMessage.objects.filter(connection=connection, status=MessageStatus.SENT)
+    if not after_webhook and sync_is_healthy(connection_id, now):
+        counts.update(_leave_to_sync(tracked, now))
+        tracked = tracked.filter(last_checked_at__isnull=True, sent_at__lte=now - SYNC_MISS_GRACE)
     client = client_for(connection)
     key = ratelimit.key_for(connection, limits.READ_GROUP)
     limiter = ratelimit.get_limiter()
-    tracked = OutboundMessage.objects.filter(connection=connection, status=MessageStatus.SENT)
     for _ in range(MAX_READS_PER_RUN):
         due = tracked.filter(_due(now)).count()
         if not due:
             break
         full = due >= BATCH_SIZE
-        if not _take_read_slot(connection, now, full=full):
+        if not _take_read_slot(connection, now, full=full, after_webhook=after_webhook):
             counts["paced"] += 1
             break
         wait = limiter.acquire([key], max_wait=LIMITER_MAX_WAIT)
@@ -209,15 +237,15 @@ def check_connection(connection_id: int, *, now: datetime) -> dict[str, int]:
     return dict(counts)
 
 
-def _take_read_slot(connection, now: datetime, *, full: bool) -> bool:
-    """May a read happen now? Always for a full batch; otherwise only once the pace interval
-    since the connection's last read has passed (compare-and-set, so two runs cannot both)."""
+def _take_read_slot(connection, now: datetime, *, full: bool, after_webhook: bool) -> bool:
+    """May a read happen now? Always for a full batch; after a webhook once `WEBHOOK_READ_GAP`
+    has passed since the connection's last read (RingCentral said something changed);
+    otherwise once the pace interval has (compare-and-set, so two runs cannot both)."""
     TrackingPace.objects.bulk_create([TrackingPace(connection=connection)], ignore_conflicts=True)
     slot = TrackingPace.objects.filter(connection=connection)
     if not full:
-        slot = slot.filter(
-            Q(last_read_at__isnull=True) | Q(last_read_at__lte=now - min_read_interval())
-        )
+        gap = WEBHOOK_READ_GAP if after_webhook else min_read_interval()
+        slot = slot.filter(Q(last_read_at__isnull=True) | Q(last_read_at__lte=now - gap))
     return slot.update(last_read_at=now) == 1
 
 
@@ -259,21 +287,7 @@ def _after_read(message_id: int, record, now: datetime, healthy: bool, *, counte
         return counts
     status = message.status
     if record is not None:
-        reported = [(r.phone_number, r.status) for r in record.recipients]
-        if not reported and record.status:
-            # A record without per-recipient statuses: its top-level one is exact only for a
-            # single recipient (for a group it is an aggregate).
-            numbers = list(message.recipients.values_list("phone_number", flat=True))
-            reported = [(numbers[0], record.status)] if len(numbers) == 1 else []
-        reports = [
-            states.DeliveryReport(
-                number,
-                state,
-                record.error_code if state in ("DeliveryFailed", "SendingFailed") else "",
-            )
-            for number, state in reported
-        ]
-        status = states.apply_delivery_report(message, reports, at=record.last_modified)
+        status = _apply_record(message, record)
     if status != MessageStatus.SENT:
         counts["final"] += 1
         return counts
@@ -291,6 +305,81 @@ def _after_read(message_id: int, record, now: datetime, healthy: bool, *, counte
         fields.update(checks=F("checks") + 1, last_checked_at=now)
     OutboundMessage.objects.filter(pk=message_id, status=MessageStatus.SENT).update(**fields)
     return counts
+
+
+# --- Reports brought by the message sync ----------------------------------------------------------
+
+
+def reports_received(connection_id: int, records, now: datetime | None = None) -> dict[str, int]:
+    """Apply the records of our own sent messages that a message sync brought (the inbox calls
+    this with every outbound record of an answer); returns counts `reported`, `final`."""
+    now = now or timezone.now()
+    counts: Counter = Counter()
+    by_id = {r.id: r for r in records if r.direction == "Outbound"}
+    if not by_id:
+        return counts
+    messages = OutboundMessage.objects.filter(
+        connection_id=connection_id, status=MessageStatus.SENT, rc_message_id__in=list(by_id)
+    )
+    for message in messages:
+        counts["reported"] += 1
+        status = _apply_record(message, by_id[message.rc_message_id])
+        if status != MessageStatus.SENT:
+            counts["final"] += 1
+            continue
+        OutboundMessage.objects.filter(pk=message.pk, status=MessageStatus.SENT).update(
+            checks=F("checks") + 1,
+            last_checked_at=now,
+            next_check_at=next_check_at(message.sent_at or now, now, webhook_healthy=True),
+        )
+    return dict(counts)
+
+
+def _leave_to_sync(tracked, now: datetime) -> Counter:
+    """With a healthy message sync: give up on the messages whose day is over (sync would have
+    brought any report), and move the due ones sync has reported on to a later check, without
+    reading them."""
+    counts: Counter = Counter()
+    for message in tracked.filter(sent_at__lte=now - give_up_after()):
+        states.give_up_delivery(
+            message,
+            reason=delivery_errors.NO_RECEIPT_REASON,
+            fix=delivery_errors.NO_RECEIPT_FIX,
+            at=now,
+        )
+        counts["gave_up"] += 1
+    seen = tracked.filter(_due(now)).filter(
+        Q(last_checked_at__isnull=False) | Q(sent_at__gt=now - SYNC_MISS_GRACE)
+    )
+    for message_id, sent_at in seen.values_list("pk", "sent_at"):
+        later = max(
+            next_check_at(sent_at or now, now, webhook_healthy=True),
+            (sent_at or now) + SYNC_MISS_GRACE,
+        )
+        OutboundMessage.objects.filter(pk=message_id, status=MessageStatus.SENT).update(
+            next_check_at=later
+        )
+        counts["synced"] += 1
+    return counts
+
+
+def _apply_record(message: OutboundMessage, record) -> str:
+    """Hand one RingCentral record of `message` to the state machine; its status after."""
+    reported = [(r.phone_number, r.status) for r in record.recipients]
+    if not reported and record.status:
+        # A record without per-recipient statuses: its top-level one is exact only for a
+        # single recipient (for a group it is an aggregate).
+        numbers = list(message.recipients.values_list("phone_number", flat=True))
+        reported = [(numbers[0], record.status)] if len(numbers) == 1 else []
+    reports = [
+        states.DeliveryReport(
+            number,
+            state,
+            record.error_code if state in ("DeliveryFailed", "SendingFailed") else "",
+        )
+        for number, state in reported
+    ]
+    return states.apply_delivery_report(message, reports, at=record.last_modified)
 
 
 def _park_unusable(connection, now: datetime) -> int:

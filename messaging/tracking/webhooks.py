@@ -1,11 +1,13 @@
 """A verified webhook delivery: what it asks of the portal.
 
 Two kinds arrive. Message-store notifications carry no ids of changed messages, so one that
-announces changes asks for one read of the connection's recent not-final messages
-(`refresh_after_webhook`, a few seconds later, letting a burst of notifications settle), unless
-one is already pending. Instant-message notifications carry a received message whole; they go
-to the inbox's handler, registered when the app starts (`register_instant_handler`, from
-MessagingConfig.ready: the inbox sits above tracking, which never imports it).
+announces changes asks for a read of the connection's messages: an incremental message sync
+when the inbox's handler takes it (one request brings every change, whatever the number of
+messages), else a read of the recent not-final messages (`refresh_after_webhook`), at once,
+unless one is already pending. Instant-message notifications carry a received message whole;
+they go to the inbox's handler. Both handlers are registered when the app starts
+(`register_*_handler`, from MessagingConfig.ready: the inbox sits above tracking, which never
+imports it).
 """
 
 from __future__ import annotations
@@ -22,14 +24,12 @@ from messaging.tracking.tasks import refresh_after_webhook
 # Deliveries arriving while a refresh is pending ask for nothing more; after this long without
 # the refresh having started (broker trouble), a delivery asks again.
 REFRESH_DEBOUNCE = timedelta(seconds=30)
-# A refresh runs this long after the notification, so that a message's Sent and Delivered
-# notifications (usually seconds apart) are answered by one read.
-WEBHOOK_SETTLE_SECONDS = 5
 
 
 INSTANT_EVENT = "/message-store/instant"
 
 _instant_handler = None
+_changes_handler = None
 
 
 def register_instant_handler(handler) -> None:
@@ -37,6 +37,13 @@ def register_instant_handler(handler) -> None:
     "no message" when the body holds none."""
     global _instant_handler
     _instant_handler = handler
+
+
+def register_changes_handler(handler) -> None:
+    """`handler(connection_id) -> bool` reads the connection's changes (a message sync); it
+    answers False when it cannot, and the read falls back to tracking's own."""
+    global _changes_handler
+    _changes_handler = handler
 
 
 def is_instant(payload: dict) -> bool:
@@ -56,11 +63,15 @@ def webhook_received(sub: WebhookSubscription, payload: dict, now: datetime | No
     """A verified delivery for `sub`: remember it, and ask for one read of the connection's
     messages unless one is already pending. Returns True when a read was requested.
 
-    Only changes to existing messages need a read; a notification that only announces new
-    messages (our own sends) does not.
+    With the inbox's sync, any notification asks for one; otherwise only changes to existing
+    messages need a read, and a notification that only announces new ones does not.
     """
     now = now or timezone.now()
     WebhookSubscription.objects.filter(pk=sub.pk).update(last_delivery_at=now)
+    # A sync brings new messages too (one sent from a desk phone), so it is asked for on any
+    # notification; tracking's own read only helps with changes.
+    if _changes_handler is not None and _changes_handler(sub.connection_id):
+        return True
     if not _announces_updates(payload):
         return False
     requested = (
@@ -75,10 +86,7 @@ def webhook_received(sub: WebhookSubscription, payload: dict, now: datetime | No
         return False
     connection_id = sub.connection_id
     transaction.on_commit(
-        lambda: refresh_after_webhook.apply_async(
-            (connection_id,), countdown=WEBHOOK_SETTLE_SECONDS, retry=False
-        ),
-        robust=True,
+        lambda: refresh_after_webhook.apply_async((connection_id,), retry=False), robust=True
     )
     return True
 

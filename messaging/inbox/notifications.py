@@ -48,8 +48,8 @@ def audience(conversation: Conversation) -> list[Membership]:
 
 
 def message_received(conversation: Conversation, entry: ConversationMessage) -> None:
-    """In the transaction that stored `entry`: the in-app notices, then email after commit."""
-    conversation.refresh_from_db(fields=["assignee", "team_id"])
+    """In the transaction that stored `entry`: the in-app notices, then email after commit.
+    `conversation` was read in that transaction, its assignee with it."""
     people = audience(conversation)
     if not people:
         return

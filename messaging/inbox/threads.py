@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from messaging.models import (
@@ -63,9 +63,19 @@ def preview_of(text: str, file_count: int) -> str:
 def message_added(conversation: Conversation, entry: ConversationMessage) -> None:
     """A message was stored in `conversation`: it becomes the latest activity if it is the
     newest (messages may arrive out of order), a received one counts as unread for everybody
-    and reopens a closed conversation."""
-    now = timezone.now()
-    fields: dict = {"updated_at": now}
+    and reopens a closed conversation. One UPDATE."""
+    newest = Q(last_message_at__isnull=True) | Q(last_message_at__lte=entry.at)
+    fields: dict = {
+        "updated_at": timezone.now(),
+        "last_message_at": Case(When(newest, then=Value(entry.at)), default=F("last_message_at")),
+        "last_preview": Case(
+            When(newest, then=Value(preview_of(entry.text, entry.file_count))),
+            default=F("last_preview"),
+        ),
+        "last_direction": Case(
+            When(newest, then=Value(entry.direction)), default=F("last_direction")
+        ),
+    }
     if entry.connection_id:
         fields["connection_id"] = entry.connection_id
     if entry.direction == Direction.INBOUND:
@@ -73,19 +83,6 @@ def message_added(conversation: Conversation, entry: ConversationMessage) -> Non
         fields["state"] = ConversationState.OPEN
         fields["closed_at"] = None
     Conversation.objects.filter(pk=conversation.pk).update(**fields)
-    _move_latest(conversation.pk, entry)
-
-
-def _move_latest(conversation_id: int, entry: ConversationMessage) -> None:
-    """Make `entry` the conversation's latest message unless a newer one is already shown."""
-    newer_shown = Conversation.objects.filter(pk=conversation_id, last_message_at__gt=entry.at)
-    if newer_shown.exists():
-        return
-    Conversation.objects.filter(pk=conversation_id).update(
-        last_message_at=entry.at,
-        last_preview=preview_of(entry.text, entry.file_count),
-        last_direction=entry.direction,
-    )
 
 
 def sent_from_portal(entries: list[ConversationMessage]) -> None:

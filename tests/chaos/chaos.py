@@ -24,8 +24,13 @@ What a run does:
    429s on sends and 503s on message-store reads (polls and reconciliation); SIGKILLs a worker
    (its whole process group, or one pool child) every few seconds and starts it again; restarts
    Redis (`shutdown nosave`); and terminates every PostgreSQL connection to the run's database.
+   At the same time contacts text the three numbers (`--inbound`, by default as many as the
+   messages sent): texts, some with a photo, some to a group, each with a marker
+   `[inbound #i]`. A web server (Django's, on a loopback port the run picks) receives
+   RingCentral's webhooks, instant messages among them; some deliveries are lost on the way,
+   some sent twice. The inbox's sync backs the webhooks up, as it does in production.
 4. Stops the chaos, drops the faults still pending, and waits (at most `--settle` seconds) for
-   every message to reach a final status.
+   every message to reach a final status and every received text to be in the inbox.
 5. Checks, from the emulator's own store and journal and the portal's database:
    - no duplicate: no marker stored twice by RingCentral (every accepted POST and every
      drop-after-store counts);
@@ -33,6 +38,8 @@ What a run does:
      portal calls accepted is stored once at RingCentral under its `rc_message_id`, with its
      recipients and the sha256 of its files; no message the portal calls failed or canceled
      reached RingCentral; RingCentral has nothing the portal did not create;
+   - every text RingCentral received is in the inbox exactly once (its RingCentral id, one
+     row; its marker, one row), none lost and none stored twice;
    - every message final (delivered, delivery_failed, sending_failed, failed with a reason,
      canceled); anything else, unknown included, is listed.
 6. Prints the figures and, with `--report`, writes them to that file's `## Chaos` section.
@@ -65,6 +72,7 @@ from tests.chaos.services import (
     Service,
     create_database,
     drop_database,
+    free_port,
     redis_flush,
     redis_ok,
     redis_start,
@@ -99,6 +107,9 @@ OPTED_OUT = "+16505550198"  # SendingFailed
 ORDINARY = [f"+1650555{n:04d}" for n in range(1000, 1600)]
 
 FAULT_KINDS = ("http_503", "http_500", "stall", "drop_before", "drop_after", "rate_limit")
+WEBHOOK_FAULTS = ("webhook_drop", "webhook_repeat")
+INBOUND_MARKER = re.compile(r"\[inbound #(\d+)\]")
+CONTACTS = [f"+1650556{n:04d}" for n in range(2000, 2400)]
 STORE_FAULT = "store_503"
 FINAL = ("delivered", "delivery_failed", "sending_failed", "no_receipt", "failed", "canceled")
 ACCEPTED = ("sent", "delivered", "delivery_failed", "sending_failed", "no_receipt")
@@ -181,6 +192,8 @@ class Run:
         self.emu = None
         self.stop_chaos = threading.Event()
         self.figures: dict[str, object] = {}
+        self.web_port = free_port()
+        self.inbound_sent: dict[int, int] = {}  # marker -> RingCentral id
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -212,6 +225,8 @@ class Run:
             "OUTBOX_RECONCILE_MARGIN": str(MARGIN),
             "OUTBOX_BACKOFF_SECONDS": BACKOFF,
             "TRACKING_MIN_READ_INTERVAL": "1",
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{self.web_port}",
+            "INBOX_SYNC_INTERVAL": "5",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
         }
@@ -279,6 +294,16 @@ class Run:
             "chaos-{n}@%h",
         ]
         child_env = {**os.environ, **env}
+        # RingCentral's webhooks arrive here: subscriptions are made by the workers once they
+        # start (the links were made above), and their handshake needs the server up.
+        web = Service(
+            "web",
+            ["django", "runserver", f"127.0.0.1:{self.web_port}", "--noreload"],
+            child_env,
+            self.logs,
+        )
+        web.start()
+        web.wait_ready("Quit the server")
         beat = Service(
             "beat",
             [*celery, "beat", "--loglevel", "INFO", "--schedule", str(self.tmp / "data" / "beat")],
@@ -289,7 +314,7 @@ class Run:
             Service(f"worker{i + 1}", worker_args, child_env, self.logs)
             for i in range(self.args.workers)
         ]
-        self.services = [beat, *self.workers]
+        self.services = [web, beat, *self.workers]
         for service in self.services:
             service.start()
         for worker in self.workers:
@@ -463,6 +488,34 @@ class Run:
             time.sleep(max(0.0, moment - time.monotonic()))
             self.cancel(pks)
 
+    def receive_texts(self, started: float) -> None:
+        """Contacts text the team's numbers through the chaos (some photos, some groups)."""
+        count = self.args.inbound
+        if not count:
+            return
+        rng = random.Random(self.args.seed + 2)
+        ours = [sender.phone_number for _, sender in self.senders]
+        photo = (self.tmp / "files").glob("*.png")
+        picture = next(iter(sorted(photo)), None)
+        spacing = 0.8 * self.args.seconds / count
+        for index in range(1, count + 1):
+            if (wait := started + (index - 1) * spacing - time.monotonic()) > 0:
+                time.sleep(wait)
+            contact, to = rng.choice(CONTACTS), rng.choice(ours)
+            also = [rng.choice([c for c in CONTACTS if c != contact])] if rng.random() < 0.1 else []
+            files = []
+            if picture is not None and rng.random() < 0.15:
+                files = [("photo.png", "image/png", picture.read_bytes())]
+            text = f"[inbound #{index}] " + rng.choice(
+                ("Is my order ready?", "Running 10 min late", "Thanks!", "Can you call me back?")
+            )
+            try:
+                stored = self.emu.inbound(contact, to, text, attachments=files, also_to=also)
+            except Exception as exc:
+                self.tally.chaos_errors.append(f"inbound #{index}: {exc!r}")
+                continue
+            self.inbound_sent[index] = stored.id
+
     # -- chaos ----------------------------------------------------------------------------------
 
     def timetable(self) -> list[tuple[float, str]]:
@@ -482,7 +535,7 @@ class Run:
         for k in range(restarts):
             events.append(((k + 0.5) * seconds / restarts, "redis_restart"))
         per_kind = self.args.faults_per_kind or max(3, seconds // 20)
-        for kind in (*FAULT_KINDS, STORE_FAULT):
+        for kind in (*FAULT_KINDS, STORE_FAULT, *WEBHOOK_FAULTS):
             for _ in range(per_kind):
                 events.append((rng.uniform(2, max(3, seconds - 4)), kind))
         return sorted(events)
@@ -510,7 +563,14 @@ class Run:
         return Fault("status", status=503, count=rng.randint(1, 3), path_contains="/message-store")
 
     def act(self, action: str) -> None:
-        if action in (*FAULT_KINDS, STORE_FAULT):
+        if action in WEBHOOK_FAULTS:
+            count = self.chaos_rng.randint(1, 4)
+            if action == "webhook_drop":
+                self.emu.subscriptions.drop_next(count)
+            else:
+                self.emu.subscriptions.repeat_next(count)
+            self.tally.injected[action] += count
+        elif action in (*FAULT_KINDS, STORE_FAULT):
             self.emu.inject(self.fault(action))
             self.tally.injected[action] += 1
         elif action == "kill_worker":
@@ -597,6 +657,9 @@ class Run:
         while time.monotonic() - started < self.args.settle:
             counts = self.status_counts()
             open_ = {s: n for s, n in counts.items() if s not in FINAL}
+            missing = self.inbound_missing()
+            if missing:
+                open_["received, not yet in the inbox"] = missing
             if not open_:
                 return time.monotonic() - started
             if time.monotonic() - last_note > 10:
@@ -607,6 +670,61 @@ class Run:
             time.sleep(1)
         return None
 
+    def inbound_missing(self) -> int:
+        from django.db import Error as DatabaseError
+        from django.db import connection
+
+        from messaging.models import ConversationMessage
+
+        wanted = {str(i) for i in self.inbound_sent.values()}
+        try:
+            have = set(
+                ConversationMessage.objects.filter(rc_message_id__in=wanted).values_list(
+                    "rc_message_id", flat=True
+                )
+            )
+        except DatabaseError:
+            connection.close()
+            return len(wanted)
+        return len(wanted - have)
+
+    def check_inbound(self, problems: dict[str, list[str]]) -> dict:
+        """Every text RingCentral received is in the inbox once: by its id and by its marker."""
+        from django.db.models import Count
+
+        from messaging.models import ConversationMessage, FileState, InboxFile
+
+        received = [m for m in self.emu.messages.all() if m.direction == "Inbound"]
+        rows = ConversationMessage.objects.filter(direction="inbound", conversation__team=self.team)
+        by_id = Counter(rows.values_list("rc_message_id", flat=True))
+        by_marker = Counter()
+        for text in rows.values_list("text", flat=True):
+            found = INBOUND_MARKER.search(text)
+            if found:
+                by_marker[int(found.group(1))] += 1
+        for message in received:
+            marker = INBOUND_MARKER.search(message.text)
+            label = f"inbound #{marker.group(1) if marker else '?'} (RingCentral {message.id})"
+            if by_id[str(message.id)] == 0:
+                problems["lost"].append(f"{label}: not in the inbox")
+            elif by_id[str(message.id)] > 1 or (marker and by_marker[int(marker.group(1))] > 1):
+                problems["duplicates"].append(f"{label}: stored {by_id[str(message.id)]} times")
+        sources = dict(rows.values_list("source").annotate(n=Count("id")))
+        files = dict(
+            InboxFile.objects.filter(message__conversation__team=self.team)
+            .values_list("state")
+            .annotate(n=Count("id"))
+        )
+        return {
+            "received": len(received),
+            "stored": sum(by_id.values()),
+            "sources": sources,
+            "files": {FileState(k).label: v for k, v in files.items()},
+            "instant_deliveries": sum(
+                1 for d in self.emu.deliveries if "/instant" in str(d.payload.get("event"))
+            ),
+        }
+
     def check(self, settle_seconds: float | None) -> bool:
         from django.db.models import Count
 
@@ -616,6 +734,8 @@ class Run:
         stored_by_marker: dict[int, list] = defaultdict(list)
         foreign = []
         for stored in self.emu.messages.all():
+            if stored.direction != "Outbound":
+                continue  # received texts: check_inbound
             found = MARKER.search(stored.text)
             if found:
                 stored_by_marker[int(found.group(1))].append(stored)
@@ -703,7 +823,9 @@ class Run:
             shorten(m.error_reason, 160) for m in messages if m.status == "failed"
         ).most_common(4)
 
+        inbound = self.check_inbound(problems)
         self.figures = {
+            "inbound": inbound,
             "messages": len(self.created),
             "kinds": dict(self.kinds),
             "recipients": sum(len(m.recipients.all()) for m in messages),
@@ -772,8 +894,11 @@ class Run:
             started = time.monotonic()
             chaos = threading.Thread(target=self.chaos, args=(events, started), daemon=True)
             chaos.start()
+            texts = threading.Thread(target=self.receive_texts, args=(started,), daemon=True)
+            texts.start()
             try:
                 self.create_messages(started)
+                texts.join(timeout=3 * self.args.seconds)
                 while time.monotonic() - started < self.args.seconds:
                     time.sleep(0.5)
             finally:
@@ -843,7 +968,8 @@ class Run:
             return ", ".join(f"{k} {v}" for k, v in sorted(values.items())) or "none"
 
         faults = ", ".join(
-            f"{kind} {f['faults_injected'].get(kind, 0)}" for kind in (*FAULT_KINDS, STORE_FAULT)
+            f"{kind} {f['faults_injected'].get(kind, 0)}"
+            for kind in (*FAULT_KINDS, STORE_FAULT, *WEBHOOK_FAULTS)
         )
         hit = f["faults_hit"]
         settle = (
@@ -853,7 +979,7 @@ class Run:
         )
         command = (
             f"python -m tests.chaos.chaos --messages {self.args.messages} "
-            f"--seconds {self.args.seconds} --seed {self.args.seed}"
+            f"--inbound {self.args.inbound} --seconds {self.args.seconds} --seed {self.args.seed}"
         )
         rows = [
             (
@@ -904,6 +1030,15 @@ class Run:
                 f"was final {f['last_final_after']} after the last one was created)",
             ),
             ("Final statuses", pairs(f["final_statuses"])),
+            (
+                "Texts received",
+                f"{f['inbound']['received']} at RingCentral, {f['inbound']['stored']} in the "
+                f"inbox (by {pairs(f['inbound']['sources'])}); instant webhook deliveries "
+                f"{f['inbound']['instant_deliveries']} (lost on the way "
+                f"{f['faults_injected'].get('webhook_drop', 0)}, sent twice "
+                f"{f['faults_injected'].get('webhook_repeat', 0)}); their files: "
+                f"{pairs(f['inbound']['files'])}",
+            ),
         ]
         lines = [
             f"Run {now_utc()} on {machine()}; {server_versions(os.environ.get('DATABASE_URL'))}.",
@@ -973,6 +1108,9 @@ def last_final_after(messages) -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=100)
+    parser.add_argument(
+        "--inbound", type=int, default=None, help="texts received (default: --messages)"
+    )
     parser.add_argument("--seconds", type=int, default=60, help="length of the chaos phase")
     parser.add_argument("--settle", type=int, default=180, help="longest wait to settle")
     parser.add_argument("--seed", type=int, default=None)
@@ -984,6 +1122,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1_000_000)
+    if args.inbound is None:
+        args.inbound = args.messages
     if args.messages < 1 or args.seconds < 10:
         parser.error("need at least 1 message and 10 seconds")
     return args

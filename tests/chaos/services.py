@@ -96,6 +96,15 @@ def terminate_backends(name: str) -> int:
 # --- Processes ----------------------------------------------------------------------------------
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on now (for a server the run starts)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class Service:
     """`python -m <args>` (a celery worker or beat, gunicorn, …) in a process group of its own,
     logging to `<log_dir>/<name>.log`; "{n}" in an argument becomes a name unique to each start.

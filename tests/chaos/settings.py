@@ -21,6 +21,8 @@ _kept = (
     "outbox-sweep-stuck",
     "outbox-reconcile-unknown",
     "tracking-poll-statuses",
+    "inbox-sync",
+    "inbox-download-files",
 )
 # Each run still expires before the next is due, as in the project's schedule.
 CELERY_BEAT_SCHEDULE = {

@@ -123,3 +123,13 @@ def test_instant_deliveries_are_in_the_control_api(api, emu, webhook):
     records = control(emu, "GET", "deliveries").json()["records"]
     assert records[0]["payload"]["body"]["subject"] == "hi"
     assert records[0]["headers"]["Verification-Token"] == "s3cret-token"
+
+
+def test_notifications_can_be_lost_or_sent_twice(api, emu, ext, webhook):
+    subscribe(api, webhook.url, [INSTANT])
+    emu.subscriptions.drop_next(1)
+    emu.subscriptions.repeat_next(1)
+    for text in ("first", "second", "third"):  # lost, sent twice, sent once
+        emu.inbound(RECIPIENT, LOCAL_MMS, text)
+    assert emu.wait_for_deliveries()
+    assert [e["body"]["subject"] for e in events(webhook)] == ["second", "second", "third"]

@@ -151,6 +151,10 @@ class SubscriptionService:
         self._idle = threading.Condition()
         self._in_flight = 0
         self._worker: threading.Thread | None = None
+        # Delivery faults (`drop_next`, `repeat_next`): notifications RingCentral loses, or sends
+        # twice, as a real network and a real retrying sender do now and then.
+        self._drop = 0
+        self._repeat = 0
 
     # -- worker -----------------------------------------------------------------------------
 
@@ -195,6 +199,16 @@ class SubscriptionService:
                 self._idle.wait(left)
         return True
 
+    def drop_next(self, count: int = 1) -> None:
+        """The next `count` notifications are never sent (not a failure of the receiver)."""
+        with self.lock:
+            self._drop += count
+
+    def repeat_next(self, count: int = 1) -> None:
+        """The next `count` notifications are sent twice, the same payload each time."""
+        with self.lock:
+            self._repeat += count
+
     def deliveries(self) -> list[Delivery]:
         with self.lock:
             return list(self._deliveries)
@@ -204,6 +218,18 @@ class SubscriptionService:
             self._deliveries.clear()
 
     def _deliver(self, item: _Outgoing) -> None:
+        with self.lock:
+            if self._drop:
+                self._drop -= 1
+                return
+            times = 1
+            if self._repeat:
+                self._repeat -= 1
+                times = 2
+        for _ in range(times):
+            self._deliver_once(item)
+
+    def _deliver_once(self, item: _Outgoing) -> None:
         with self.lock:
             sub = self.subscriptions.get(item.subscription_id)
             if sub is None or sub.status != "Active" or sub.expired(self.emu.now()):

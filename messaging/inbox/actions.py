@@ -106,6 +106,9 @@ def add_note(membership: Membership, conversation: Conversation, text: str) -> C
     text = (text or "").strip()
     if not text:
         raise ValidationError("Write the note first.")
+    if "\x00" in text:
+        # PostgreSQL text cannot hold NUL; say so instead of failing on save.
+        raise ValidationError("The note holds a NUL character; remove it and try again.")
     if len(text) > MAX_NOTE_CHARS:
         raise ValidationError(
             f"A note holds at most {MAX_NOTE_CHARS:,} characters; this one has {len(text):,}."

@@ -273,9 +273,7 @@ def test_new_user_signs_up_through_the_link_verified_and_joins(client, invitatio
     url = link(invitation)
     client.get(url)
 
-    signup_page = client.get(
-        f"/accounts/signup/?email=newcomer@example.com&next={url}"
-    )
+    signup_page = client.get(f"/accounts/signup/?email=newcomer@example.com&next={url}")
     assert b'value="newcomer@example.com"' in signup_page.content
     signed_up = client.post(
         "/accounts/signup/",

@@ -6,12 +6,15 @@ links       RingCentralConnection (a linked RingCentral user), its SenderNumbers
 outbox      OutboundMessage and its Recipients, Attachments, SendAttempts and MessageEvents
 drafts      DraftAttachment: files on the compose page before their message exists
 files       StoredFile: what a draft and an attachment both record of a checked file (abstract)
+consent     ConsentRecord (one contact number towards one sender scope) and its
+            ConsentChanges
 inbox       Conversation, ConversationMessage (both directions), InboxFile, ConversationNote,
             ConversationRead, InboxSync, Notification
 tracking    TrackingPace and WebhookSubscription (delivery reports)
 ratelimit   RateLimitBucket and RateLimitGrant (the database rate limiter's state)
 """
 
+from .consent import EVERY_NUMBER, ConsentChange, ConsentRecord, ConsentSource, ConsentState
 from .drafts import DraftAttachment
 from .inbox import (
     Conversation,
@@ -52,6 +55,10 @@ __all__ = [
     "Attachment",
     "AttemptOutcome",
     "ConnectionShare",
+    "ConsentChange",
+    "ConsentRecord",
+    "ConsentSource",
+    "ConsentState",
     "Conversation",
     "ConversationMessage",
     "ConversationNote",
@@ -66,6 +73,7 @@ __all__ = [
     "Notification",
     "ConnectionStatus",
     "DraftAttachment",
+    "EVERY_NUMBER",
     "Invitation",
     "Membership",
     "MessageEvent",

@@ -96,3 +96,15 @@ def test_embedded_defaults_need_no_server_and_keep_the_sqlite_broker_responsive(
     assert found["media"].endswith("media")
     assert found["serializers"] == ["json", "json", ["json"]]
     assert "messaging.tasks.dispatch_due" in found["beat"]
+
+
+def test_the_migrations_hold_every_model_change(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    try:
+        call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    except SystemExit:
+        pytest.fail(f"a model change has no migration:\n{out.getvalue()}")

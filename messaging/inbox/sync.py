@@ -52,7 +52,11 @@ PAGE_RECORDS = 1000
 MAX_HISTORY_PAGES = 20
 # A full sync after a refused token starts this long before the last good sync.
 RECOVERY_MARGIN = timedelta(hours=1)
-LEASE = timedelta(minutes=2)
+# How long a sync holds its connection. Short, because a worker killed mid-sync holds the
+# inbox (and the delivery reports sync brings) still until it ends; a long history import
+# renews it as it stores (`LEASE_RENEW_EVERY` records).
+LEASE = timedelta(seconds=30)
+LEASE_RENEW_EVERY = 200
 LIMITER_MAX_WAIT = 2.0
 # A sync asked for but not started after this long (its task was lost) may be asked for again.
 REQUEST_PENDING_AT_MOST = timedelta(seconds=30)
@@ -186,9 +190,11 @@ def sync_connection(connection_id: int, *, now: datetime | None = None) -> dict[
     records = [record for answer in answers for record in answer.records]
     # Oldest first, so that each conversation ends showing its newest message.
     records.sort(key=lambda r: (r.created_at or now, r.id))
-    for record in records:
+    for index, record in enumerate(records, start=1):
         stored = store_record(connection, record, source=source)
         counts["stored" if stored.created else "known"] += 1
+        if index % LEASE_RENEW_EVERY == 0:
+            InboxSync.objects.filter(pk=state.pk).update(leased_until=timezone.now() + LEASE)
     counts.update(polling.reports_received(connection.pk, records, now))
     for answer in answers:
         _observe(limiter, key, answer)

@@ -85,8 +85,11 @@ UNUSABLE_RECHECK = timedelta(minutes=10)
 WEBHOOK_READ_GAP = timedelta(seconds=1)
 # A message sync not heard of for longer than this is no source of reports (it failed).
 SYNC_HEALTHY_WITHIN = timedelta(minutes=2)
-# A message no sync has reported this long after its sending is read by polling.
-SYNC_MISS_GRACE = timedelta(minutes=2)
+# A message no sync has reported this long after its sending is read by polling. Syncs run
+# every few seconds, so a message none of them brought within this was missed (a sync that ran
+# between RingCentral's answer and the outbox recording it, or a send settled by reconciliation
+# after its last change); such misses are rare, so the extra reads cost little.
+SYNC_MISS_GRACE = timedelta(seconds=30)
 
 
 def schedule() -> tuple[tuple[int | None, int], ...]:

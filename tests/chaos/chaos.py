@@ -226,7 +226,14 @@ class Run:
             "OUTBOX_BACKOFF_SECONDS": BACKOFF,
             "TRACKING_MIN_READ_INTERVAL": "1",
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{self.web_port}",
+            # The run's web server is reached over plain HTTP, as behind a TLS-ending proxy.
+            "SECURE_SSL_REDIRECT": "false",
             "INBOX_SYNC_INTERVAL": "5",
+            # With a working webhook, sync and tracking's own reads are the backstop for
+            # deliveries RingCentral never made (the run drops some): minutes in production,
+            # seconds here, as the run shortens every other interval.
+            "INBOX_SYNC_INTERVAL_WITH_WEBHOOK": "10",
+            "TRACKING_WEBHOOK_POLL_GAP": "10",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
         }
@@ -315,7 +322,7 @@ class Run:
             for i in range(self.args.workers)
         ]
         self.services = [web, beat, *self.workers]
-        for service in self.services:
+        for service in (beat, *self.workers):
             service.start()
         for worker in self.workers:
             worker.wait_ready(" ready.")

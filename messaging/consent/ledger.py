@@ -6,6 +6,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from messaging.consent.signals import consent_changed
 from messaging.models import EVERY_NUMBER, ConsentChange, ConsentRecord, ConsentSource, ConsentState
 
 
@@ -67,6 +68,7 @@ def record(
 
 
 def _remember(current: ConsentRecord) -> None:
+    consent_changed.send(sender=ConsentRecord, record=current)
     ConsentChange.objects.create(
         record=current,
         state=current.state,

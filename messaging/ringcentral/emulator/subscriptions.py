@@ -10,8 +10,9 @@ Lifecycle of a subscription:
 
 Events: a message-store filter gets ``changes`` (new and updated counts) for the messages it
 takes (``type`` absent or SMS; ``direction`` absent or the message's); the instant filter gets
-every inbound record whole. Deliveries run on one background thread, in order. Every attempt is
-recorded in ``Emulator.deliveries``.
+every inbound record whole; the consents filter gets each changed consent record of the account
+(``{"records": [{from, to, optStatus, source, coverage, lastModifiedTime}]}``). Deliveries run
+on one background thread, in order. Every attempt is recorded in ``Emulator.deliveries``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .wire import Request, Response
 if TYPE_CHECKING:
     from .emulator import Emulator
     from .messages import StoredMessage
+    from .optout import ConsentEntry
 
 USER_AGENT = "RingCentral-Webhook/8.3 (emulated)"
 MAX_TOKEN_LENGTH = 256
@@ -316,6 +318,21 @@ class SubscriptionService:
         with self.lock:
             for sub in self._targets(message.extension_id):
                 event = next((f for f in sub.event_filters if _is_instant(f)), None)
+                if event is not None:
+                    self._enqueue(_Outgoing(sub.id, self._payload(sub, event, body)))
+
+    def consent_changed(self, entry: ConsentEntry) -> None:
+        """The changed record, as ``{"records": [...]}``, to every subscription of the
+        record's account with the consents filter."""
+        body = {"records": [entry.to_json(iso)]}
+        now = self.emu.now()
+        with self.lock:
+            for sub in self.subscriptions.values():
+                if sub.account_id != entry.account_id or sub.status != "Active":
+                    continue
+                if sub.expired(now):
+                    continue
+                event = next((f for f in sub.event_filters if _CONSENTS.match(f)), None)
                 if event is not None:
                     self._enqueue(_Outgoing(sub.id, self._payload(sub, event, body)))
 

@@ -96,7 +96,8 @@ def maintain_subscription(
             return "waiting"
         return _create(connection, sub, address, now)
     if list(sub.event_filters or []) != list(rc_subscriptions.EVENT_FILTERS):
-        # Made before the portal asked for these events (the inbox's instant messages).
+        # Made before the portal asked for these events (the inbox's instant messages, the
+        # consent list's changes).
         return _create(connection, sub, address, now)
 
     client = client_for(connection)

@@ -90,16 +90,23 @@ class OptOuts:
             return entry
 
     def opted_out(self, from_number: str, to_number: str, account_id: str | None = None) -> bool:
-        """Whether the pair is opted out, by its own record or by the account's ``"*"``."""
+        """Whether the pair is opted out: of its own record and the account's ``"*"`` record,
+        the one changed last decides (a START to one number lifts an account-wide opt-out for
+        that number; an account-wide opt-in lifts a number's)."""
         with self._lock:
-            for (account, sender, to), entry in self._entries.items():
-                if to != to_number or entry.opt_status != OPT_OUT:
-                    continue
-                if sender == from_number:
-                    return True
-                if sender == EVERY_NUMBER and account_id is not None and account == account_id:
-                    return True
-        return False
+            applying = [
+                entry
+                for (account, sender, to), entry in self._entries.items()
+                if to == to_number
+                and (
+                    sender == from_number
+                    or (sender == EVERY_NUMBER and account_id is not None and account == account_id)
+                )
+            ]
+        if not applying:
+            return False
+        latest = max(applying, key=lambda e: (e.modified_at, e.from_number != EVERY_NUMBER))
+        return latest.opt_status == OPT_OUT
 
     def entries(self, account_id: str) -> list[ConsentEntry]:
         """The account's records, oldest change first."""

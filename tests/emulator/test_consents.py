@@ -4,7 +4,6 @@ consents event to subscriptions, and sends to opted-out pairs failing with SMS-R
 
 from __future__ import annotations
 
-
 from .helpers import LOCAL_MMS, LOCAL_SMS_ONLY, OTHER_RECIPIENT, RECIPIENT, error_code, subscribe
 
 CONSENTS = "/restapi/v2/accounts/~/sms/consents"

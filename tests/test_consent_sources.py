@@ -24,7 +24,7 @@ from messaging.ringcentral import subscriptions as rc_subscriptions
 from messaging.tracking import consents, polling
 from messaging.tracking import subscriptions as tracking
 from messaging.tracking.tasks import push_consent, read_consents_due
-from tests.rc_fixtures import NUMBER_SMS_MMS, NUMBER_SMS_ONLY, journal
+from tests.rc_fixtures import NUMBER_SMS_MMS, NUMBER_SMS_ONLY, journal, link_directly
 from tests.tracking_helpers import fresh_limits, link_sender, send  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("fresh_limits")
@@ -69,6 +69,16 @@ def test_the_whole_list_is_read_when_a_link_is_made_and_unknown_numbers_are_igno
     # Both opt-outs and opt-ins are asked for, in pages of up to 1000.
     [read] = journal(emulator, "/sms/consents")
     assert read.query["optStatus"] == ["OptOut", "OptIn"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_linking_reads_the_list_at_once_with_the_links_numbers(emulator, team, alice, rc_user):
+    emulator.set_consent(NUMBER_SMS_MMS, CONTACT, "OptOut", "Recipient")
+
+    connection = link_directly(emulator, team, alice, rc_user)
+
+    assert blocked(connection)
+    assert ConsentRecord.objects.get().source == ConsentSource.RINGCENTRAL
 
 
 def test_beat_reads_the_list_of_links_without_a_working_webhook(emulator, linked):

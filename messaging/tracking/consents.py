@@ -3,8 +3,8 @@
 Three ways in, one way out:
 
 - `read_all(connection_id)`: every record of the account's list, once a link is made
-  (receivers.py) and then every `CONSENT_SYNC_INTERVAL` seconds for links whose webhook does not
-  work (`read_due`, run by beat);
+  (`read_at_link`, from receivers.py, in the linking request) and then every
+  `CONSENT_SYNC_INTERVAL` seconds for links whose webhook does not work (`read_due`, by beat);
 - `event_received(sub, payload)`: a verified consents notification (views.py), the changed
   records whole;
 - `push(record_id)`: a change a team admin made by hand is written to RingCentral's list of
@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from messaging.consent import ledger
+from messaging.links import connections
 from messaging.links.tokens import client_for
 from messaging.models import (
     EVERY_NUMBER,
@@ -109,6 +110,21 @@ def read_all(connection_id: int) -> dict[str, int]:
         log.warning("Reading the consent list of connection %s failed: %s", connection_id, exc)
         return {"failed": 1}
     return dict(apply(connection, records))
+
+
+def read_at_link(connection_id: int) -> dict[str, int]:
+    """`read_all` for a link just made: its numbers are read first when they were not yet, so
+    that the records of its numbers are known as the team's."""
+    connection = RingCentralConnection.objects.filter(pk=connection_id).first()
+    if connection is None or not connection.is_usable:
+        return {"skipped": 1}
+    if connection.numbers_synced_at is None:
+        try:
+            connections.sync_numbers(connection)
+        except errors.RingCentralError as exc:
+            log.warning("Reading the numbers of connection %s failed: %s", connection_id, exc)
+            return {"failed": 1}
+    return read_all(connection_id)
 
 
 def read_due() -> dict[str, int]:

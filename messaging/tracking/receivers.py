@@ -8,7 +8,7 @@ from django.dispatch import receiver
 from messaging.consent.signals import consent_changed
 from messaging.links import signals
 from messaging.models import ConsentSource
-from messaging.tracking import subscriptions
+from messaging.tracking import consents, subscriptions
 from messaging.tracking.tasks import maintain_webhook, push_consent, read_consents
 
 
@@ -28,8 +28,16 @@ def forget_subscription(sender, connection, **kwargs) -> None:
 
 @receiver(signals.connection_linked, dispatch_uid="tracking.read_consents_of_new_link")
 def read_consents_of_new_link(sender, connection_id: int, **kwargs) -> None:
-    """After a (re-)link commits: read the account's consent list into the ledger."""
-    transaction.on_commit(lambda: read_consents.delay(connection_id), robust=True)
+    """After a (re-)link commits: read the account's consent list into the ledger at once, in
+    this process, so that no message can be composed to a contact RingCentral already knows
+    opted out. When it cannot be read now, a worker tries again shortly."""
+
+    def read_now() -> None:
+        counts = consents.read_at_link(connection_id)
+        if counts.get("failed") or counts.get("deferred"):
+            read_consents.apply_async((connection_id,), countdown=60)
+
+    transaction.on_commit(read_now, robust=True)
 
 
 @receiver(consent_changed, dispatch_uid="tracking.push_manual_consent")

@@ -69,17 +69,43 @@ def apply(connection, records, *, now=None) -> Counter:
     now = now or timezone.now()
     known = _numbers_of(connection)
     teams = _teams_of(connection)
+    # What the ledger holds for the account already: a whole read where little changed writes
+    # nothing and asks one query, not one per record.
+    held = {
+        (team_id, sender, contact): (state, changed_at)
+        for team_id, sender, contact, state, changed_at in ConsentRecord.objects.filter(
+            team_id__in=teams, account_id=connection.account_id
+        ).values_list("team_id", "from_number", "contact_number", "state", "changed_at")
+    }
+    missing: dict[int, list[ledger.NewRecord]] = {team_id: [] for team_id in teams}
     for record in records:
         if record.from_number != EVERY_NUMBER and record.from_number not in known:
-            log.info(
-                "Consent record of connection %s for a number the team does not have; ignored",
-                connection.pk,
-            )
             counts["unknown number"] += 1
             continue
         state = ConsentState.OPTED_OUT if record.opted_out else ConsentState.OPTED_IN
+        at = min(record.changed_at or now, now)
         changed = False
+        note = f"RingCentral: {record.source}" if record.source else ""
         for team_id in teams:
+            key = (team_id, record.from_number, record.to_number)
+            current = held.get(key)
+            if current is None:
+                held[key] = (state, at)  # a list naming one pair twice: the first one counts
+                missing[team_id].append(
+                    ledger.NewRecord(
+                        record.to_number,
+                        state,
+                        ConsentSource.RINGCENTRAL,
+                        account_id=connection.account_id,
+                        from_number=record.from_number,
+                        note=note,
+                        at=at,
+                    )
+                )
+                changed = True
+                continue
+            if current[0] == state or current[1] > at:
+                continue  # the ledger would change nothing
             _, moved = ledger.record(
                 team_id,
                 record.to_number,
@@ -87,11 +113,19 @@ def apply(connection, records, *, now=None) -> Counter:
                 ConsentSource.RINGCENTRAL,
                 account_id=connection.account_id,
                 from_number=record.from_number,
-                note=f"RingCentral: {record.source}" if record.source else "",
-                at=min(record.changed_at or now, now),
+                note=note,
+                at=at,
             )
             changed = changed or moved
         counts["changed" if changed else "unchanged"] += 1
+    for team_id, new in missing.items():
+        ledger.record_new(team_id, new)
+    if counts["unknown number"]:
+        log.info(
+            "%d consent record(s) of connection %s name numbers the team does not have; ignored",
+            counts["unknown number"],
+            connection.pk,
+        )
     return counts
 
 

@@ -3,6 +3,7 @@ settings page (quiet hours, the opt-out line), quiet hours at compose, the opt-o
 first message, and the console's read-only view of records with their history."""
 
 import re
+import uuid
 from datetime import datetime, time, timedelta
 from html import unescape
 from zoneinfo import ZoneInfo
@@ -229,6 +230,21 @@ def test_the_opt_out_line_goes_on_the_first_message_to_a_contact_only(
     assert again.text == "Hello"
     pat, sam = send(f"{PAT}, {SAM}")
     assert (pat.text, sam.text) == ("Hello", "Hello\n\nReply STOP to opt out")
+
+
+def test_send_again_starts_from_the_text_without_the_line_and_a_typed_line_is_not_doubled(
+    dana, team, number, sent, django_capture_on_commit_callbacks
+):
+    TeamMessagingSettings.objects.create(team=team, opt_out_line_enabled=True)
+    membership = team.memberships.get(user=dana)
+    outgoing = submission.prepare(membership, sender=number.pk, to=PAT, text="Hello")
+    with django_capture_on_commit_callbacks(execute=True):
+        [first] = submission.submit(outgoing)
+
+    assert submission.prefill_from(first, dana, uuid.uuid4())["text"] == "Hello"
+    typed = "Hello\n\nReply STOP to opt out"
+    outgoing = submission.prepare(membership, sender=number.pk, to=SAM, text=typed)
+    assert outgoing.text_for([SAM]) == typed
 
 
 def test_the_opt_out_line_counts_towards_the_length(dana, team, number):

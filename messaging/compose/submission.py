@@ -104,10 +104,14 @@ def prefill_from(message, user, form_key) -> dict:
     now = timezone.now()
     for attachment in message.attachments.all():
         draft_of_attachment(user, message.team, form_key, attachment, now)
+    # The opt-out line the team added to a first message is added again only where it is due.
+    text, suffix = message.text, team_settings.opt_out_suffix(message.team_id)
+    if suffix and text.endswith(suffix):
+        text = text[: -len(suffix)]
     return {
         "sender": str(message.sender_number_id),
         "to": "\n".join(format_number(n) for n in recipients),
-        "text": message.text,
+        "text": text,
         "mode": Mode.GROUP if message.is_group else Mode.SEPARATE,
     }
 
@@ -135,7 +139,10 @@ class Outgoing:
     def text_for(self, batch: Sequence[str]) -> str:
         """The text of the message to `batch`: with the opt-out line when it is the first
         message to any of them."""
-        if self.opt_out_suffix and any(number in self.first_contacts for number in batch):
+        line = self.opt_out_suffix.strip()
+        if not line or self.text.rstrip().endswith(line):  # written by the sender already
+            return self.text
+        if any(number in self.first_contacts for number in batch):
             return self.text + self.opt_out_suffix
         return self.text
 

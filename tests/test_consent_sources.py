@@ -243,3 +243,29 @@ def test_a_changed_record_arrives_by_webhook_and_a_forged_one_is_refused(
     )
     assert answer.status_code == 200
     assert ConsentRecord.objects.count() == 1
+
+
+def test_a_webhook_refused_consent_events_still_brings_messages_and_asks_again_a_day_later(
+    emulator, linked, live_server, settings
+):
+    connection, _ = linked
+    settings.PUBLIC_BASE_URL = live_server.url
+    app = emulator.world.apps[settings.RINGCENTRAL_CLIENT_ID]
+    full_scopes = app.scopes
+    app.scopes = tuple(s for s in full_scopes if s != "SMS")
+
+    assert tracking.maintain_subscription(connection.pk) == "created"
+    sub = WebhookSubscription.objects.get(connection=connection)
+    assert sub.event_filters == list(rc_subscriptions.MESSAGE_FILTERS)
+    assert sub.consents_refused_at is not None
+    # Messages still come by webhook; beat reads the consent list instead (refused here too, as
+    # this app lacks the permission).
+    assert tracking.maintain_subscription(connection.pk, verify=True) == "checked"
+    assert read_consents_due() == {"failed": 1}
+
+    app.scopes = full_scopes
+    later = timezone.now() + timedelta(days=1, minutes=1)
+    assert tracking.maintain_subscription(connection.pk, now=later) == "created"
+    sub.refresh_from_db()
+    assert sub.event_filters == list(rc_subscriptions.EVENT_FILTERS)
+    assert sub.consents_refused_at is None

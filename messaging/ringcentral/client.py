@@ -276,9 +276,9 @@ class RingCentralClient:
     # --- webhook subscriptions --------------------------------------------------------------
 
     def create_subscription(
-        self, *, address: str, token: str, expires_in: int
+        self, *, address: str, token: str, expires_in: int, filters=subscriptions.EVENT_FILTERS
     ) -> subscriptions.SubscriptionInfo:
-        body = subscriptions.build_create(address, token, expires_in)
+        body = subscriptions.build_create(address, token, expires_in, filters)
         return subscriptions.parse_subscription(self._json("POST", paths.SUBSCRIPTION, json=body))
 
     def get_subscription(self, subscription_id: str) -> subscriptions.SubscriptionInfo:

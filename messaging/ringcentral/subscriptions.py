@@ -33,6 +33,9 @@ OUTBOUND_SMS_FILTER = f"{paths.MESSAGE_STORE}?type=SMS&direction=Outbound"
 INSTANT_SMS_FILTER = f"{paths.MESSAGE_STORE}/instant?type=SMS"
 CONSENTS_FILTER = paths.SMS_CONSENTS
 EVENT_FILTERS = (OUTBOUND_SMS_FILTER, INSTANT_SMS_FILTER, CONSENTS_FILTER)
+# What a subscription asks for when RingCentral refuses consent events for the account (its
+# app lacks the permission, or the account has no consent list): messages still come by webhook.
+MESSAGE_FILTERS = (OUTBOUND_SMS_FILTER, INSTANT_SMS_FILTER)
 # RingCentral's ceiling for a WebHook subscription's lifetime (10 years).
 MAX_EXPIRES_IN = 315_360_000
 ACTIVE = "Active"
@@ -55,12 +58,14 @@ class SubscriptionInfo:
         return self.status == ACTIVE
 
 
-def build_create(address: str, token: str, expires_in: int) -> dict[str, Any]:
+def build_create(
+    address: str, token: str, expires_in: int, filters=EVENT_FILTERS
+) -> dict[str, Any]:
     """The JSON body of `POST /restapi/v1.0/subscription`."""
     if not 1 <= int(expires_in) <= MAX_EXPIRES_IN:
         raise ValueError(f"expires_in must be between 1 and {MAX_EXPIRES_IN}")
     return {
-        "eventFilters": list(EVENT_FILTERS),
+        "eventFilters": list(filters),
         "deliveryMode": {
             "transportType": "WebHook",
             "address": address,

@@ -422,6 +422,15 @@ class SubscriptionService:
             self._check_owner(auth, consents.group(1), None)
             if query:
                 raise _bad_filters(raw)
+            # The consent list needs the SMS permission (the API's x-app-permission); its
+            # events are taken to need it too.
+            if "SMS" not in auth.app.scopes:
+                raise ApiError(
+                    403,
+                    "CMN-401",
+                    "In order to call this API endpoint, application needs to have [SMS] "
+                    "permission",
+                )
             return f"/restapi/v2/accounts/{auth.account.id}/sms/consents"
         if path == _REMINDER:
             if set(params) - {"threshold", "interval"}:

@@ -49,6 +49,16 @@ def read_consents_due() -> dict[str, int]:
     return consents.read_due()
 
 
-@shared_task(ignore_result=True, name="messaging.tasks.push_consent")
-def push_consent(record_id: int) -> dict[str, int]:
-    return consents.push(record_id)
+# A change made by hand that RingCentral could not take now (network, 5xx) is written again
+# after 1, 2, 4, … minutes, for about a day.
+PUSH_RETRIES = 10
+
+
+@shared_task(
+    bind=True, ignore_result=True, name="messaging.tasks.push_consent", max_retries=PUSH_RETRIES
+)
+def push_consent(self, record_id: int) -> dict[str, int]:
+    counts = consents.push(record_id)
+    if counts.get("failed") and self.request.called_directly is False:
+        raise self.retry(countdown=60 * 2 ** min(self.request.retries, 10))
+    return counts

@@ -130,7 +130,7 @@ def test_send_message_exits_with_the_reason(emulator, linked):
 
 
 def test_a_queued_message_whose_recipient_opted_out_meanwhile_is_never_posted(
-    emulator, linked, bob
+    emulator, linked, bob, bob_client
 ):
     connection, number = linked
     to_pat = make_message(number, bob, to=(PAT,))
@@ -153,6 +153,8 @@ def test_a_queued_message_whose_recipient_opted_out_meanwhile_is_never_posted(
     # Only Sam's message reached RingCentral.
     [posted] = sends(emulator)
     assert posted.json["to"] == [{"phoneNumber": SAM}]
+    page = unescape(bob_client.get(f"/messages/{to_pat.pk}/").content.decode())
+    assert "Not sent: opted out" in page and REASON in page
 
 
 def test_a_group_message_with_an_opted_out_member_is_refused_whole(emulator, linked, bob):

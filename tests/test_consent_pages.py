@@ -152,6 +152,9 @@ def test_an_admin_saves_the_settings_and_bad_values_are_field_errors(dana_client
         "America/Chicago",
         True,
     )
+    # Saved again: the same row changes.
+    assert dana_client.post("/consent/settings/", settings_form(quiet_hours_enabled=None))
+    assert TeamMessagingSettings.objects.get(team=team).quiet_hours_enabled is False
     for bad in (
         {"time_zone": "Mars/Olympus"},
         {"quiet_start": "25:00"},

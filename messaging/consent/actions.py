@@ -38,11 +38,12 @@ def set_by_hand(membership, number: str, *, opted_out: bool, note: str = ""):
 
 
 def save_settings(membership, form) -> TeamMessagingSettings:
+    """Save a valid settings form (two admins saving at once: the later one wins, no error)."""
     _require_admin(membership)
-    found = form.save(commit=False)
-    found.team = membership.team
-    found.updated_by = membership.user
-    found.save()
+    fields = {name: form.cleaned_data[name] for name in form.Meta.fields}
+    found, _ = TeamMessagingSettings.objects.update_or_create(
+        team=membership.team, defaults={**fields, "updated_by": membership.user}
+    )
     return found
 
 

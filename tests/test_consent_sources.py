@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from messaging.consent import actions, checks
 from messaging.inbox import sync as inbox_sync
+from messaging.links import connections
 from messaging.models import (
     ConsentChange,
     ConsentRecord,
@@ -72,13 +73,31 @@ def test_the_whole_list_is_read_when_a_link_is_made_and_unknown_numbers_are_igno
 
 
 @pytest.mark.django_db(transaction=True)
-def test_linking_reads_the_list_at_once_with_the_links_numbers(emulator, team, alice, rc_user):
+def test_linking_reads_the_list_once_the_links_numbers_are_known(emulator, team, alice, rc_user):
     emulator.set_consent(NUMBER_SMS_MMS, CONTACT, "OptOut", "Recipient")
 
     connection = link_directly(emulator, team, alice, rc_user)
+    assert not ConsentRecord.objects.exists()  # its numbers are not known yet
+    connections.sync_numbers(connection)  # as the linking page does next
 
     assert blocked(connection)
     assert ConsentRecord.objects.get().source == ConsentSource.RINGCENTRAL
+
+
+@pytest.mark.django_db(transaction=True)
+def test_linking_through_the_browser_reads_the_list(emulator, client, alice, team, rc_user):
+    from tests.conftest import client_for
+    from tests.rc_fixtures import link_through_browser
+
+    emulator.set_consent(NUMBER_SMS_MMS, CONTACT, "OptOut", "Recipient")
+    browser = client_for(type(client), alice, team)
+
+    response = link_through_browser(browser, emulator, rc_user)
+
+    assert response.status_code == 302
+    assert ConsentRecord.objects.get(contact_number=CONTACT).from_number == NUMBER_SMS_MMS
+    flashed = [str(m) for m in browser.get(response["Location"]).context["messages"]]
+    assert any(m.startswith("Phone numbers updated") for m in flashed)
 
 
 def test_beat_reads_the_list_of_links_without_a_working_webhook(emulator, linked):

@@ -2,8 +2,8 @@
 
 Three ways in, one way out:
 
-- `read_all(connection_id)`: every record of the account's list, once a link is made
-  (`read_at_link`, from receivers.py, in the linking request) and then every
+- `read_all(connection_id)`: every record of the account's list, once a link's numbers are
+  read (receivers.py: in the linking request, and when someone syncs the numbers) and then every
   `CONSENT_SYNC_INTERVAL` seconds for links whose webhook does not work (`read_due`, by beat);
 - `event_received(sub, payload)`: a verified consents notification (views.py), the changed
   records whole;
@@ -25,7 +25,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from messaging.consent import ledger
-from messaging.links import connections
 from messaging.links.tokens import client_for
 from messaging.models import (
     EVERY_NUMBER,
@@ -144,21 +143,6 @@ def read_all(connection_id: int) -> dict[str, int]:
         log.warning("Reading the consent list of connection %s failed: %s", connection_id, exc)
         return {"failed": 1}
     return dict(apply(connection, records))
-
-
-def read_at_link(connection_id: int) -> dict[str, int]:
-    """`read_all` for a link just made: its numbers are read first when they were not yet, so
-    that the records of its numbers are known as the team's."""
-    connection = RingCentralConnection.objects.filter(pk=connection_id).first()
-    if connection is None or not connection.is_usable:
-        return {"skipped": 1}
-    if connection.numbers_synced_at is None:
-        try:
-            connections.sync_numbers(connection)
-        except errors.RingCentralError as exc:
-            log.warning("Reading the numbers of connection %s failed: %s", connection_id, exc)
-            return {"failed": 1}
-    return read_all(connection_id)
 
 
 def read_due() -> dict[str, int]:

@@ -26,14 +26,15 @@ def forget_subscription(sender, connection, **kwargs) -> None:
     subscriptions.forget(connection)
 
 
-@receiver(signals.connection_linked, dispatch_uid="tracking.read_consents_of_new_link")
-def read_consents_of_new_link(sender, connection_id: int, **kwargs) -> None:
-    """After a (re-)link commits: read the account's consent list into the ledger at once, in
-    this process, so that no message can be composed to a contact RingCentral already knows
-    opted out. When it cannot be read now, a worker tries again shortly."""
+@receiver(signals.numbers_synced, dispatch_uid="tracking.read_consents_of_link")
+def read_consents_of_link(sender, connection_id: int, **kwargs) -> None:
+    """Once a link's numbers are known (just linked, or synced on request), read the account's
+    consent list into the ledger, in this process, so that no message can be composed to a
+    contact RingCentral already knows opted out. When it cannot be read now, a worker tries
+    again shortly."""
 
     def read_now() -> None:
-        counts = consents.read_at_link(connection_id)
+        counts = consents.read_all(connection_id)
         if counts.get("failed") or counts.get("deferred"):
             read_consents.apply_async((connection_id,), countdown=60)
 

@@ -5,7 +5,8 @@ refresh_after_webhook(id)    after a verified webhook delivery: read that connec
                              recent not-final messages (webhooks.py schedules it)
 maintain_webhook(id)         after a link: create or check the connection's subscription
 renew_subscriptions()        beat, every 10 min: renew, verify, re-create subscriptions
-read_consents(id)            after a link: read the account's SMS consent list (consents.py)
+read_consents(id)            after a link whose list could not be read at once: read the
+                             account's SMS consent list (consents.py)
 read_consents_due()          beat, every CONSENT_SYNC_INTERVAL: the same for links without a
                              working webhook
 push_consent(record_id)      after a team admin opts a contact out or in by hand: write it to

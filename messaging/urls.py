@@ -4,6 +4,7 @@ Names here are used by the layout's navigation."""
 from django.urls import path
 
 from messaging.compose import views as compose_views
+from messaging.consent import views as consent_views
 from messaging.inbox import views as inbox_views
 from messaging.links import views as rc_views
 from messaging.outbox.views import attachments as attachment_views
@@ -43,6 +44,9 @@ urlpatterns = [
         name="invitation_revoke",
     ),
     path("invitations/<str:token>/", team_views.invitation_accept, name="invitation_accept"),
+    # consent
+    path("consent/", consent_views.consent_list, name="consent"),
+    path("consent/settings/", consent_views.consent_settings, name="consent_settings"),
     # ringcentral
     path("ringcentral/", rc_views.overview, name="ringcentral"),
     path("ringcentral/connect/", rc_views.connect, name="ringcentral_connect"),

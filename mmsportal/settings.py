@@ -365,6 +365,9 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"visibility_timeout": 3600} if CELERY_BROKER_URL.startswith(("redis", "rediss")) else {}
 )
+# Seconds between two reads of RingCentral's SMS consent list for a link whose webhook does not
+# deliver consent events (with one, changes arrive as they happen).
+CONSENT_SYNC_INTERVAL = env.float("CONSENT_SYNC_INTERVAL", default=900.0)
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "keep-connections-alive": {
@@ -411,6 +414,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "messaging.tasks.download_inbox_files",
         "schedule": 60.0,
         "options": {"expires": 60.0},
+    },
+    # Consent (messaging/tracking/consents.py): RingCentral's SMS consent list of each link
+    # without a working webhook, read whole.
+    "consents-read-due": {
+        "task": "messaging.tasks.read_consents_due",
+        "schedule": CONSENT_SYNC_INTERVAL,
+        "options": {"expires": CONSENT_SYNC_INTERVAL},
     },
     "tracking-renew-subscriptions": {
         "task": "messaging.tasks.renew_subscriptions",

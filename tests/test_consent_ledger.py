@@ -82,3 +82,19 @@ def test_another_team_s_opt_out_does_not_apply(team, alice):
     ledger.record(other, PAT, OUT, ConsentSource.MANUAL)
 
     assert checks.opted_out(team.pk, [PAT], from_number=TEAM_NUMBER) == {}
+
+
+def test_many_new_records_are_created_with_their_history_and_a_clash_falls_back(team):
+    ledger.record(team, PAT, IN, ConsentSource.MANUAL, account_id="9001", from_number="*")
+    new = [
+        ledger.NewRecord(f"+1650555{i:04d}", OUT, ConsentSource.RINGCENTRAL, account_id="9001")
+        for i in range(3)
+    ]
+
+    assert ledger.record_new(team, new) == 3
+    assert ConsentChange.objects.filter(record__account_id="9001").count() == 4
+
+    # One of these exists already (another writer was faster): the batch goes one by one.
+    clash = [ledger.NewRecord(PAT, OUT, ConsentSource.RINGCENTRAL, account_id="9001")]
+    assert ledger.record_new(team, clash) == 1
+    assert ConsentRecord.objects.get(team=team, contact_number=PAT).state == OUT

@@ -84,6 +84,7 @@ def test_creating_the_subscription_passes_ringcentrals_handshake_over_a_socket(
     assert remote.event_filters == [
         f"{store}?type=SMS&direction=Outbound",
         f"{store}/instant?type=SMS",
+        f"/restapi/v2/accounts/{rc_user.account_id}/sms/consents",
     ]
     # The per-subscription secret went to RingCentral and is stored only encrypted.
     assert remote.verification_token == sub.verification_token

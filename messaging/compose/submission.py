@@ -45,6 +45,8 @@ from messaging.compose.recipients import (
 )
 from messaging.compose.senders import find_sender, sender_refusal
 from messaging.compose.uploads import ingest_path
+from messaging.consent import checks as consent_checks
+from messaging.consent import quiet_hours, team_settings
 from messaging.core.phones import format_number
 from messaging.models import (
     Attachment,
@@ -102,10 +104,14 @@ def prefill_from(message, user, form_key) -> dict:
     now = timezone.now()
     for attachment in message.attachments.all():
         draft_of_attachment(user, message.team, form_key, attachment, now)
+    # The opt-out line the team added to a first message is added again only where it is due.
+    text, suffix = message.text, team_settings.opt_out_suffix(message.team_id)
+    if suffix and text.endswith(suffix):
+        text = text[: -len(suffix)]
     return {
         "sender": str(message.sender_number_id),
         "to": "\n".join(format_number(n) for n in recipients),
-        "text": message.text,
+        "text": text,
         "mode": Mode.GROUP if message.is_group else Mode.SEPARATE,
     }
 
@@ -125,6 +131,20 @@ class Outgoing:
     group: bool
     drafts: list[DraftAttachment] = field(default_factory=list)
     duplicates: int = 0
+    # The team's opt-out line ("" when off) and the recipients it is added for: those no message
+    # from this number went to yet.
+    opt_out_suffix: str = ""
+    first_contacts: set[str] = field(default_factory=set)
+
+    def text_for(self, batch: Sequence[str]) -> str:
+        """The text of the message to `batch`: with the opt-out line when it is the first
+        message to any of them."""
+        line = self.opt_out_suffix.strip()
+        if not line or self.text.rstrip().endswith(line):  # written by the sender already
+            return self.text
+        if any(number in self.first_contacts for number in batch):
+            return self.text + self.opt_out_suffix
+        return self.text
 
 
 def budget_problems(files: Sequence[media.MediaFile], *, fit_images: bool) -> list[str]:
@@ -203,9 +223,29 @@ def prepare(
         )
     if number is not None and not errors["sender"]:
         errors["to"] += destination_problems(recipients.numbers, number, with_files=with_files)
+        # Opted-out recipients are refused here, before RingCentral is asked.
+        errors["to"] += [
+            refusal.message
+            for refusal in consent_checks.refusals(
+                team.pk,
+                recipients.numbers,
+                from_number=number.phone_number,
+                account_id=number.connection.account_id,
+            )
+        ]
 
     text = clean_text(text)
     errors["text"] += text_problems(text)
+    suffix, first = "", set()
+    if number is not None and recipients.numbers:
+        suffix = team_settings.opt_out_suffix(team)
+        if suffix:
+            first = team_settings.first_contacts(team, number.phone_number, recipients.numbers)
+    if suffix and first and not errors["text"]:
+        errors["text"] += [
+            f"{problem} (The opt-out line the team adds to a first message counts too.)"
+            for problem in text_problems(text + suffix)
+        ]
     if not text.strip() and not all_files and not file_errors:
         errors["text"].append(
             next(v.message for v in limits.check_message("", [], 1) if v.code == "empty_message")
@@ -230,6 +270,8 @@ def prepare(
         group=group and len(recipients.numbers) > 1,
         drafts=list(drafts),
         duplicates=recipients.duplicates,
+        opt_out_suffix=suffix,
+        first_contacts=first,
     )
 
 
@@ -267,7 +309,7 @@ def submit(outgoing: Outgoing, *, origin: str = "") -> list[OutboundMessage]:
                     sender_number=outgoing.sender,
                     from_number=outgoing.sender.phone_number,
                     created_by=user,
-                    text=outgoing.text,
+                    text=outgoing.text_for(batch),
                     is_group=len(batch) > 1,
                 )
                 Recipient.objects.bulk_create(
@@ -352,6 +394,11 @@ def summary(outgoing: Outgoing, created: Sequence[OutboundMessage]) -> str:
         f"Queued: {what}{with_files}{merged} — not sent yet. The outbox shows when "
         f"{'it is' if len(created) == 1 else 'they are'} sent and delivered."
     )
+
+
+def quiet_hours_warning(outgoing: Outgoing) -> str:
+    """A warning for a person sending during the team's quiet hours ("" outside them)."""
+    return quiet_hours.warning(outgoing.membership.team, outgoing.recipients)
 
 
 def fit_report(outgoing: Outgoing) -> list[str]:

@@ -55,10 +55,12 @@ from messaging.compose.submission import (
     fit_report,
     prefill_from,
     prepare,
+    quiet_hours_warning,
     submit,
     summary,
 )
 from messaging.compose.uploads import ingest_upload, sizes_apart
+from messaging.consent.team_settings import opt_out_suffix
 from messaging.core.addresses import origin_of
 from messaging.core.files import serve_stored
 from messaging.core.phones import format_number
@@ -210,6 +212,8 @@ def _render(request, membership, form, *, drafts=(), status=200, page_error=""):
                 "maxFileBytesLabel": limits.format_size(settings.COMPOSE_MAX_FILE_BYTES),
                 "maxRequestBytes": settings.COMPOSE_MAX_REQUEST_BYTES,
                 "minImageBytes": media.MIN_IMAGE_BYTES,
+                # Counted with the text: the team adds it to a first message to a contact.
+                "optOutLine": opt_out_suffix(membership.team),
             },
         },
         status=status,
@@ -281,6 +285,9 @@ def _compose(request, membership):
     if form.is_valid() and form.outgoing is not None:
         created = submit(form.outgoing, origin=origin_of(request))
         messages.success(request, summary(form.outgoing, created))
+        quiet = quiet_hours_warning(form.outgoing)
+        if quiet:
+            messages.warning(request, quiet)
         report = fit_report(form.outgoing)
         if report:
             messages.info(

@@ -6,9 +6,13 @@ number T are the team's own (account blank) and account A's, for F itself or for
 a person opting a contact back in by hand lifts an older opt-out from any source.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from messaging.models import EVERY_NUMBER, ConsentRecord, ConsentState
+from django.utils import timezone
+
+from messaging.core.phones import format_number
+from messaging.models import EVERY_NUMBER, ConsentRecord, ConsentSource, ConsentState
 
 # Numbers per query: a 10,000-recipient send asks ten times.
 CHUNK = 1000
@@ -28,7 +32,9 @@ def opted_out(
             account_id__in=sorted({"", account_id or ""}),
             from_number__in=[from_number, EVERY_NUMBER],
             contact_number__in=chunk,
-        ).only("contact_number", "state", "source", "changed_at", "from_number", "note")
+        ).only(
+            "contact_number", "state", "source", "changed_at", "from_number", "account_id", "note"
+        )
         for found in records:
             known = latest.get(found.contact_number)
             if known is None or (found.changed_at, found.pk) > (known.changed_at, known.pk):
@@ -46,3 +52,73 @@ def state_of(team_id: int, number: str) -> list[ConsentRecord]:
             "-changed_at", "-pk"
         )
     )
+
+
+# --- Refusals, as people read them ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A recipient who may not be texted from a number, with the record that says so and the
+    sentence shown to the sender."""
+
+    number: str
+    record: ConsentRecord
+    message: str
+
+
+def refusals(
+    team_id: int, numbers: Sequence[str], *, from_number: str, account_id: str = ""
+) -> list[Refusal]:
+    """The opted-out numbers among `numbers`, in their order, each explained."""
+    found = opted_out(team_id, numbers, from_number=from_number, account_id=account_id)
+    return [
+        Refusal(number, found[number], explain(number, found[number], from_number))
+        for number in dict.fromkeys(numbers)
+        if number in found
+    ]
+
+
+def refused_at_send(message) -> list[Refusal]:
+    """The recipients of an outbox message that opted out since it was queued: asked right
+    before the message is posted. A message with any refusal is not posted (a group message
+    cannot leave a member out; a separate message has one recipient)."""
+    numbers = [r.phone_number for r in message.recipients.all()]
+    return refusals(
+        message.team_id,
+        numbers,
+        from_number=message.from_number,
+        account_id=message.connection.account_id,
+    )
+
+
+def explain(number: str, record: ConsentRecord, from_number: str) -> str:
+    """ "Pat Doe (+1 650-555-0150) opted out of texts from +1 650-555-0100 on 2026-12-01
+    (replied STOP).\""""
+    if record.from_number == EVERY_NUMBER:
+        sender = "any number of this RingCentral account"
+        if not record.account_id:
+            sender = "any of the team's numbers"
+    else:
+        sender = format_number(record.from_number or from_number)
+    day = timezone.localdate(record.changed_at).isoformat()
+    return f"{_who(number)} opted out of texts from {sender} on {day} ({_why(record)})."
+
+
+def _who(number: str) -> str:
+    """Who a number is, for a sentence: the number as people read it (the address book adds the
+    contact's name here)."""
+    return format_number(number)
+
+
+def _why(record: ConsentRecord) -> str:
+    note = (record.note or "").strip()
+    if record.source == ConsentSource.KEYWORD:
+        return (note[:1].lower() + note[1:]) if note else "texted an opt-out keyword"
+    if record.source == ConsentSource.RINGCENTRAL:
+        return "on RingCentral's opt-out list"
+    if record.source == ConsentSource.DELIVERY_REPORT:
+        return f"RingCentral refused a message to them{': ' + note if note else ''}"
+    if record.source == ConsentSource.IMPORT:
+        return f"imported{': ' + note if note else ''}"
+    return f"set by hand{': ' + note if note else ''}"

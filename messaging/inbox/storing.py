@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from messaging.consent import keywords
 from messaging.core.phones import as_e164
 from messaging.inbox import downloads, notifications, threads
 from messaging.models import (
@@ -130,6 +131,14 @@ def store_record(connection, record: MessageRecord, *, source: str) -> Stored:
         )
         threads.message_added(conversation, entry)
         if inbound:
+            keywords.message_received(
+                connection.team,
+                account_id=connection.account_id,
+                team_number=team_number,
+                contact_number=sender,
+                text=record.text,
+                at=entry.at,
+            )
             notifications.message_received(conversation, entry)
         if entry.file_count:
             downloads.download_soon(entry.pk)

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from messaging.compose import media
 from messaging.compose.submission import ComposeInvalid
+from messaging.consent import quiet_hours
 from messaging.core.addresses import origin_of
 from messaging.core.files import serve_stored
 from messaging.core.phones import format_number
@@ -337,6 +338,9 @@ def _reply(request, pk):
         "Reply queued. It shows “Sent” once RingCentral accepts it and “Delivered” once the "
         "carrier confirms.",
     )
+    quiet = quiet_hours.warning(membership.team, conversation.contact_numbers)
+    if quiet:
+        messages.warning(request, quiet)
     return _back(
         conversation.pk, f"#message-{created[0].conversation_message.pk}" if created else ""
     )

@@ -226,6 +226,7 @@ def sync_numbers(connection) -> SyncResult:
                 number.save(update_fields=["active", "synced_at"])
                 deactivated += 1
         RingCentralConnection.objects.filter(pk=connection.pk).update(numbers_synced_at=now)
+        signals.numbers_synced.send(sender=RingCentralConnection, connection_id=connection.pk)
     connection.numbers_synced_at = now
     return SyncResult(added=added, updated=updated, deactivated=deactivated)
 

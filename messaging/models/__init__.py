@@ -7,14 +7,21 @@ outbox      OutboundMessage and its Recipients, Attachments, SendAttempts and Me
 drafts      DraftAttachment: files on the compose page before their message exists
 files       StoredFile: what a draft and an attachment both record of a checked file (abstract)
 consent     ConsentRecord (one contact number towards one sender scope) and its
-            ConsentChanges
+            ConsentChanges; TeamMessagingSettings (quiet hours, the opt-out line)
 inbox       Conversation, ConversationMessage (both directions), InboxFile, ConversationNote,
             ConversationRead, InboxSync, Notification
 tracking    TrackingPace and WebhookSubscription (delivery reports)
 ratelimit   RateLimitBucket and RateLimitGrant (the database rate limiter's state)
 """
 
-from .consent import EVERY_NUMBER, ConsentChange, ConsentRecord, ConsentSource, ConsentState
+from .consent import (
+    EVERY_NUMBER,
+    ConsentChange,
+    ConsentRecord,
+    ConsentSource,
+    ConsentState,
+    TeamMessagingSettings,
+)
 from .drafts import DraftAttachment
 from .inbox import (
     Conversation,
@@ -88,6 +95,7 @@ __all__ = [
     "SendAttempt",
     "SenderNumber",
     "Team",
+    "TeamMessagingSettings",
     "TrackingPace",
     "WebhookStatus",
     "WebhookSubscription",

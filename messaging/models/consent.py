@@ -87,3 +87,37 @@ class ConsentChange(models.Model):
 
     def __str__(self):
         return f"{self.get_state_display()} by {self.get_source_display()}"
+
+
+class TeamMessagingSettings(models.Model):
+    """A team's sending manners: quiet hours for automated sends and the opt-out line.
+
+    Quiet hours are a daily window (`quiet_start` to `quiet_end`, across midnight when the start
+    is later than the end) in `time_zone` during which automated sends wait; a person's own
+    message still goes, with a warning. The opt-out line is added to the first message from a
+    team number to a contact. A team without a row has neither (messaging/consent/settings.py
+    reads it with those defaults).
+    """
+
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="messaging_settings")
+    quiet_hours_enabled = models.BooleanField(default=False)
+    quiet_start = models.TimeField(default="21:00")
+    quiet_end = models.TimeField(default="08:00")
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="An IANA time zone (America/Chicago); blank: the portal's TIME_ZONE.",
+    )
+    opt_out_line_enabled = models.BooleanField(default=False)
+    opt_out_line = models.CharField(max_length=80, default="Reply STOP to opt out")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "team messaging settings"
+        verbose_name_plural = "team messaging settings"
+
+    def __str__(self):
+        return f"Messaging settings of {self.team}"

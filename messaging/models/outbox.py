@@ -66,6 +66,9 @@ class RecipientStatus(models.TextChoices):
     NO_RECEIPT = "no_receipt", "No receipt"
     FAILED = "failed", "Failed"
     CANCELED = "canceled", "Canceled"
+    # Never posted: the recipient opted out of texts from the message's number after it was
+    # queued (messaging/outbox/states.py, `refuse_opted_out`).
+    OPTED_OUT = "opted_out", "Not sent: opted out"
 
 
 class OutboundMessage(models.Model):

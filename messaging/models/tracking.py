@@ -62,6 +62,9 @@ class WebhookSubscription(models.Model):
     # The event filters it was created with; a subscription without the ones the portal asks
     # for now (an older one) is re-created.
     event_filters = models.JSONField(default=list, blank=True)
+    # When RingCentral refused the consent list's events for this subscription (it was made for
+    # messages only); they are asked for again a day later.
+    consents_refused_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(
         max_length=20, choices=WebhookStatus.choices, default=WebhookStatus.PENDING
     )

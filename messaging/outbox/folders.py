@@ -203,6 +203,7 @@ _TONE = {
     MessageStatus.DELIVERY_FAILED: "bad",
     MessageStatus.CANCELED: "",
     RecipientStatus.QUEUED: "",
+    RecipientStatus.OPTED_OUT: "bad",
 }
 
 

@@ -17,6 +17,9 @@ Sending a message, step by step (messaging/sending/attempt.py drives it):
 4. An unknown outcome is never resent blindly: `reconcile` looks for the message in RingCentral's
    message store; found -> sent, still missing after a grace period -> queued again.
 5. `sweep_stuck` turns leases that outlived any possible request (a killed worker) into unknown.
+
+Before the request, the send asks `refuse_opted_out`: a message whose recipient opted out
+after it was queued is failed ("Not sent: opted out" on that recipient) and never posted.
 """
 
 from __future__ import annotations
@@ -32,13 +35,18 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from messaging.consent import checks as consent_checks
+from messaging.consent import ledger
 from messaging.models import (
     CLAIMABLE_STATUSES,
     AttemptOutcome,
+    ConsentSource,
+    ConsentState,
     MessageStatus,
     OutboundMessage,
     Recipient,
     RecipientStatus,
+    RingCentralConnection,
     SendAttempt,
 )
 from messaging.outbox import delivery_errors, handoff, notifications
@@ -472,6 +480,82 @@ def sweep_stuck() -> int:
     return moved
 
 
+# 4b. Consent ------------------------------------------------------------------------------------
+
+OPTED_OUT_CODE = "opted_out"
+OPTED_OUT_FIX = (
+    "Text them only after they opt back in (they text START, or a team admin records their "
+    "consent on the Consent page)."
+)
+
+
+def refuse_opted_out(
+    message: OutboundMessage, attempt: SendAttempt | None = None, refusals=None
+) -> bool:
+    """Fail a queued, waiting or claimed message instead of posting it when a recipient opted
+    out of texts from its number since it was queued (`consent.checks.refused_at_send`, or the
+    `refusals` the caller already has). Returns True when the message was refused: the caller
+    then makes no request.
+
+    Each opted-out recipient says "Not sent: opted out" with the reason; a group message
+    cannot leave a member out, so its other members are canceled with it. The author is
+    emailed, as for any failure.
+    """
+    if refusals is None:
+        refusals = consent_checks.refused_at_send(message)
+    if not refusals:
+        return False
+    refused = {refusal.number: refusal for refusal in refusals}
+    recipients = list(message.recipients.all())
+    reason = refusals[0].message
+    if len(recipients) > 1:
+        reason = f"{len(refused)} of {len(recipients)} recipients opted out, and a group message "
+        reason += "cannot leave anyone out. " + " ".join(r.message for r in refusals)
+    now = timezone.now()
+    with transaction.atomic():
+        won = _set(
+            message.pk,
+            [*CLAIMABLE_STATUSES, MessageStatus.SENDING],
+            status=MessageStatus.FAILED,
+            final_at=now,
+            next_attempt_at=None,
+            error_code=OPTED_OUT_CODE,
+            error_reason=reason,
+            error_fix=OPTED_OUT_FIX,
+        )
+        if not won:
+            return False
+        for recipient in recipients:
+            refusal = refused.get(recipient.phone_number)
+            if refusal is not None:
+                fields = {
+                    "status": RecipientStatus.OPTED_OUT,
+                    "error_reason": refusal.message,
+                    "error_fix": OPTED_OUT_FIX,
+                }
+            else:
+                fields = {
+                    "status": RecipientStatus.CANCELED,
+                    "error_reason": "Not sent: another member of the group opted out.",
+                    "error_fix": "",
+                }
+            Recipient.objects.filter(pk=recipient.pk).update(
+                error_code=OPTED_OUT_CODE, updated_at=now, **fields
+            )
+            text = (
+                f"Not sent to {recipient.phone_number}: opted out."
+                if refusal is not None
+                else f"Not sent to {recipient.phone_number}: the group could not be sent."
+            )
+            record_event(message.pk, EventKind.RECIPIENT_STATUS, text, recipient.pk, at=now)
+        _finish_attempt(
+            attempt, AttemptOutcome.PERMANENT, Failure(reason=reason, code=OPTED_OUT_CODE)
+        )
+        record_event(message.pk, EventKind.FAILED, f"Not sent: {reason}", at=now)
+    _after_final_failure(message.pk)
+    return True
+
+
 # 5. People's actions ---------------------------------------------------------------------------
 
 
@@ -618,11 +702,37 @@ def apply_delivery_report(message: OutboundMessage, recipient_reports, *, at=Non
             if new in (RecipientStatus.DELIVERY_FAILED, RecipientStatus.SENDING_FAILED):
                 why = delivery_errors.explain(report.error_code, report.rc_status)
                 fields.update(error_code=why.code, error_reason=why.reason, error_fix=why.fix)
+                if report.error_code in OPT_OUT_ERROR_CODES:
+                    _opted_out_by_report(locked, recipient, report.error_code, at)
             elif new == RecipientStatus.DELIVERED:
                 fields.update(error_code="", error_reason="", error_fix="")
             if _move_recipient(recipient, fields):
                 _recipient_event(locked, recipient, at)
         return _settle(locked, recipients, at)
+
+
+# RingCentral, the upstream provider or the carrier refused a message because the recipient
+# opted out of texts from its number (sms-errors.md).
+OPT_OUT_ERROR_CODES = frozenset({"SMS-RC-413", "SMS-UP-413", "SMS-CAR-413"})
+
+
+def _opted_out_by_report(message: OutboundMessage, recipient: Recipient, code: str, at) -> None:
+    """The consent ledger learns the opt-out, for that RingCentral account and number."""
+    account_id = (
+        RingCentralConnection.objects.filter(pk=message.connection_id)
+        .values_list("account_id", flat=True)
+        .first()
+    )
+    ledger.record(
+        message.team_id,
+        recipient.phone_number,
+        ConsentState.OPTED_OUT,
+        ConsentSource.DELIVERY_REPORT,
+        account_id=account_id or "",
+        from_number=message.from_number,
+        note=code,
+        at=at,
+    )
 
 
 def give_up_delivery(message: OutboundMessage, *, reason: str, fix: str, at=None) -> str:

@@ -11,6 +11,8 @@
     client.download_file(message_id, attachment_id, uri, write, max_bytes) -> Downloaded
     client.create_subscription(…) / get_subscription(id) / renew_subscription(id) /
         delete_subscription(id) -> subscriptions.SubscriptionInfo
+    client.list_consents(page_token) -> consents.ConsentPage   (the account's SMS consent list)
+    client.update_consents(updates) -> failed records             (PATCH, up to 1000)
 
 The client knows nothing of where tokens are kept. Its caller gives it a `token_source`: called
 with None for a token to use, and with the token RingCentral just refused (401) for a fresh one;
@@ -33,7 +35,17 @@ import requests
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
-from . import errors, http, limits, message_store, message_sync, multipart, paths, subscriptions
+from . import (
+    consents,
+    errors,
+    http,
+    limits,
+    message_store,
+    message_sync,
+    multipart,
+    paths,
+    subscriptions,
+)
 from .records import MessageRecord, format_time, parse_message
 
 log = logging.getLogger(__name__)
@@ -264,9 +276,9 @@ class RingCentralClient:
     # --- webhook subscriptions --------------------------------------------------------------
 
     def create_subscription(
-        self, *, address: str, token: str, expires_in: int
+        self, *, address: str, token: str, expires_in: int, filters=subscriptions.EVENT_FILTERS
     ) -> subscriptions.SubscriptionInfo:
-        body = subscriptions.build_create(address, token, expires_in)
+        body = subscriptions.build_create(address, token, expires_in, filters)
         return subscriptions.parse_subscription(self._json("POST", paths.SUBSCRIPTION, json=body))
 
     def get_subscription(self, subscription_id: str) -> subscriptions.SubscriptionInfo:
@@ -285,6 +297,31 @@ class RingCentralClient:
             )
         except errors.NotFound:
             return
+
+    # --- SMS consent list -----------------------------------------------------------------
+
+    def list_consents(self, page_token: str = "") -> consents.ConsentPage:
+        """One page (up to 1000 records) of the account's consent list, opt-outs and opt-ins."""
+        data = self._json("GET", paths.SMS_CONSENTS, params=consents.list_params(page_token))
+        return consents.parse_page(data)
+
+    def all_consents(self) -> Iterator[consents.ConsentRecord]:
+        """Every record of the account's consent list, following the page tokens."""
+        token = ""
+        for _ in range(consents.MAX_PAGES):
+            page = self.list_consents(token)
+            yield from page.records
+            if not page.next_page_token or page.next_page_token == token:
+                return
+            token = page.next_page_token
+        raise errors.UnexpectedResponse(f"consent list did not end after {consents.MAX_PAGES}")
+
+    def update_consents(
+        self, updates: list[consents.ConsentUpdate]
+    ) -> list[tuple[consents.ConsentUpdate | None, str]]:
+        """Write opt-outs/opt-ins; returns the records RingCentral refused, with why."""
+        body = consents.build_update(updates)
+        return consents.parse_failed(self._json("PATCH", paths.SMS_CONSENTS, json=body))
 
     # --- sending ------------------------------------------------------------------------------
     #

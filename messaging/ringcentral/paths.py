@@ -8,6 +8,8 @@ SEND = f"{EXTENSION}/sms"
 MESSAGE_STORE = f"{EXTENSION}/message-store"
 MESSAGE_SYNC = f"{EXTENSION}/message-sync"
 SUBSCRIPTION = f"{API}/subscription"
+# Standard SMS consent (opt-out) list of the account, API v2.
+SMS_CONSENTS = "/restapi/v2/accounts/~/sms/consents"
 
 AUTHORIZE = "/restapi/oauth/authorize"
 TOKEN = "/restapi/oauth/token"  # noqa: S105 - a URL path, not a secret

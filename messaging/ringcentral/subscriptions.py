@@ -12,9 +12,10 @@ endpoint must echo within 3 s (else HTTP 400 SUB-525); `token` comes back on eve
 a `Verification-Token` header. An expired subscription reads as 404 (SUB-507) and a deleted one
 as 404: both raise `errors.NotFound`, which callers treat as "gone, create a new one".
 
-Two filters: changes to the user's outbound SMS/MMS (the notifications carry counts, not the ids
-of changed messages, so callers read the message store afterwards), and instant notifications of
-received SMS/MMS, which carry the whole message.
+Three filters: changes to the user's outbound SMS/MMS (the notifications carry counts, not the ids
+of changed messages, so callers read the message store afterwards), instant notifications of
+received SMS/MMS, which carry the whole message, and changes to the account's SMS consent list
+(opt-outs and opt-ins, the changed records whole; consents.py).
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ from .records import parse_time
 
 OUTBOUND_SMS_FILTER = f"{paths.MESSAGE_STORE}?type=SMS&direction=Outbound"
 INSTANT_SMS_FILTER = f"{paths.MESSAGE_STORE}/instant?type=SMS"
-EVENT_FILTERS = (OUTBOUND_SMS_FILTER, INSTANT_SMS_FILTER)
+CONSENTS_FILTER = paths.SMS_CONSENTS
+EVENT_FILTERS = (OUTBOUND_SMS_FILTER, INSTANT_SMS_FILTER, CONSENTS_FILTER)
+# What a subscription asks for when RingCentral refuses consent events for the account (its
+# app lacks the permission, or the account has no consent list): messages still come by webhook.
+MESSAGE_FILTERS = (OUTBOUND_SMS_FILTER, INSTANT_SMS_FILTER)
 # RingCentral's ceiling for a WebHook subscription's lifetime (10 years).
 MAX_EXPIRES_IN = 315_360_000
 ACTIVE = "Active"
@@ -53,12 +58,14 @@ class SubscriptionInfo:
         return self.status == ACTIVE
 
 
-def build_create(address: str, token: str, expires_in: int) -> dict[str, Any]:
+def build_create(
+    address: str, token: str, expires_in: int, filters=EVENT_FILTERS
+) -> dict[str, Any]:
     """The JSON body of `POST /restapi/v1.0/subscription`."""
     if not 1 <= int(expires_in) <= MAX_EXPIRES_IN:
         raise ValueError(f"expires_in must be between 1 and {MAX_EXPIRES_IN}")
     return {
-        "eventFilters": list(EVENT_FILTERS),
+        "eventFilters": list(filters),
         "deliveryMode": {
             "transportType": "WebHook",
             "address": address,

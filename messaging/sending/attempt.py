@@ -77,6 +77,9 @@ def attempt(message_id: int) -> Result:
     if claimed is None:
         return Result("taken")
     message, send_attempt = claimed
+    # A recipient may have opted out since the message was queued: it is not posted to them.
+    if states.refuse_opted_out(message, send_attempt):
+        return Result("opted out")
     # The sweeper gives a claim up after OUTBOX_SENDING_LEASE and another worker may then send
     # the message; a request must never leave this worker that late (see _post).
     not_after = time.monotonic() + settings.OUTBOX_SENDING_LEASE * LEASE_USABLE_SHARE

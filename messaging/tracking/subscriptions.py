@@ -95,8 +95,7 @@ def maintain_subscription(
         if sub.retry_at and sub.retry_at > now:
             return "waiting"
         return _create(connection, sub, address, now)
-    if list(sub.event_filters or []) != list(rc_subscriptions.EVENT_FILTERS):
-        # Made before the portal asked for these events (the inbox's instant messages).
+    if _outdated(sub, now):
         return _create(connection, sub, address, now)
 
     client = client_for(connection)
@@ -126,6 +125,22 @@ def maintain_subscription(
         fields["renewed_at"] = now
     WebhookSubscription.objects.filter(pk=sub.pk).update(**fields)
     return "renewed" if renewing else "checked"
+
+
+# A subscription RingCentral made without consent events is asked for them again after this.
+CONSENTS_RETRY = timedelta(days=1)
+
+
+def _outdated(sub: WebhookSubscription, now: datetime) -> bool:
+    """Made before the portal asked for these events (the inbox's instant messages, the consent
+    list's changes). One made with message events only because RingCentral refused consent
+    events is tried with them again once a day."""
+    filters = list(sub.event_filters or [])
+    if filters == list(rc_subscriptions.EVENT_FILTERS):
+        return False
+    if filters == list(rc_subscriptions.MESSAGE_FILTERS) and sub.consents_refused_at:
+        return sub.consents_refused_at < now - CONSENTS_RETRY
+    return True
 
 
 def maintain_all(now: datetime | None = None) -> dict[str, int]:
@@ -191,10 +206,27 @@ def _create(connection, sub: WebhookSubscription | None, address: str, now: date
             # A leftover subscription is harmless: its token no longer verifies, so RingCentral
             # blacklists it after a few refused deliveries.
             log.info("Deleting old webhook %s of connection %s failed: %s", old_id, sub.pk, exc)
+    filters, refused_at = rc_subscriptions.EVENT_FILTERS, None
     try:
-        info = client.create_subscription(
-            address=address, token=sub.verification_token, expires_in=expires_in()
-        )
+        try:
+            info = client.create_subscription(
+                address=address, token=sub.verification_token, expires_in=expires_in()
+            )
+        except errors.RingCentralError as exc:
+            if exc.retryable or exc.status not in (400, 403):
+                raise
+            # Perhaps only the consent events are refused: messages must still come by webhook
+            # (consent is then read by beat, messaging/tracking/consents.py).
+            log.warning(
+                "Webhook of connection %s refused (%s); without consent events", sub.pk, exc
+            )
+            filters, refused_at = rc_subscriptions.MESSAGE_FILTERS, now
+            info = client.create_subscription(
+                address=address,
+                token=sub.verification_token,
+                expires_in=expires_in(),
+                filters=filters,
+            )
     except errors.RingCentralError as exc:
         failures = sub.failures + 1
         wait = CREATE_BACKOFF[min(failures, len(CREATE_BACKOFF)) - 1]
@@ -208,7 +240,8 @@ def _create(connection, sub: WebhookSubscription | None, address: str, now: date
         return "failed"
     WebhookSubscription.objects.filter(pk=sub.pk).update(
         status=WebhookStatus.ACTIVE if info.is_active else WebhookStatus.BLACKLISTED,
-        event_filters=list(rc_subscriptions.EVENT_FILTERS),
+        event_filters=list(filters),
+        consents_refused_at=refused_at,
         rc_subscription_id=info.id[:64],
         expires_at=info.expires_at,
         checked_at=now,

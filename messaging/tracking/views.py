@@ -12,7 +12,9 @@ Three kinds of request arrive here:
 3. Anything else: 403 or 400 by the same rules.
 
 A verified delivery is answered 200 at once, whatever subscription or message ids it names;
-the reading of the message store happens later in a Celery task (webhooks.py).
+the reading of the message store happens later in a Celery task (webhooks.py). A consents
+notification carries the changed records whole: they go into the consent ledger at once
+(consents.py).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
 
 from messaging.core.crypto import TokenDecryptError
-from messaging.tracking import subscriptions, webhooks
+from messaging.ringcentral import consents as rc_consents
+from messaging.tracking import consents, subscriptions, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,10 @@ def ringcentral_webhook(request):
     if str(payload.get("subscriptionId") or "") != subscription.rc_subscription_id:
         # Expected while a subscription is being (re-)created; harmless otherwise.
         log.info("Webhook delivery for subscription %s", subscription.pk)
+    if rc_consents.is_event(payload):
+        if consents.event_received(subscription, payload) == "no records":
+            return JsonResponse({"error": "the delivery carries no consent records"}, status=400)
+        return JsonResponse({})
     if webhooks.is_instant(payload):
         if webhooks.instant_received(subscription, payload) == "no message":
             return JsonResponse({"error": "the delivery carries no message"}, status=400)

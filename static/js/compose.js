@@ -222,10 +222,13 @@
 
   function renderCounter() {
     if (!counter || !textArea) return;
-    var units = textArea.value.length;
+    // The team's opt-out line, added to a first message to a contact, counts as well.
+    var line = CONFIG.optOutLine || "";
+    var units = textArea.value.length + line.length;
     var over = units - LIMITS.maxTextUnits;
     counter.textContent =
       grouped(units) + " of " + grouped(LIMITS.maxTextUnits) + " characters" +
+      (line ? " (with the opt-out line)" : "") +
       (over > 0 ? " — " + grouped(over) + " too many" : "");
     counter.classList.toggle("counter-over", over > 0);
   }

@@ -302,6 +302,8 @@ def test_pages_for_members_pass_the_checks(page, sign_in, alice, team, office):
         f"/messages/{office['delivered'].pk}/",
         "/team/",
         "/ringcentral/",
+        "/consent/",
+        "/consent/settings/",
     ):
         check(page, path)
 

@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from messaging.compose.senders import sender_numbers, sender_refusal
 from messaging.compose.submission import ComposeInvalid, Mode, send
+from messaging.consent import quiet_hours
 from messaging.core.phones import format_number
 from messaging.models import Membership, MessageStatus, OutboundMessage, Role
 
@@ -116,6 +117,9 @@ class Command(BaseCommand):
                 format_number(n) for n in message.recipients.values_list("phone_number", flat=True)
             )
             self.stdout.write(f"Queued message {message.pk} to {recipients}.")
+        quiet = quiet_hours.warning(membership.team, [n for m in created for n in _numbers(m)])
+        if quiet:
+            self.stderr.write(f"Warning: {quiet}")
         if options["wait"]:
             self._wait([m.pk for m in created], options["timeout"])
 
@@ -208,3 +212,7 @@ class Command(BaseCommand):
                 if message.error_fix:
                     self.stderr.write(f"  What to do: {message.error_fix}")
             raise CommandError(f"{len(failed)} of {len(message_ids)} message(s) not sent.")
+
+
+def _numbers(message) -> list[str]:
+    return list(message.recipients.values_list("phone_number", flat=True))

@@ -17,7 +17,7 @@ from .inbound import FileTuple, receive, send_elsewhere
 from .journal import Journal, JournalEntry
 from .messages import READ_STATUSES, MessageStore, StoredMessage
 from .oauth import AuthorizeError, OAuthService
-from .optout import OptOuts
+from .optout import ConsentEntry, OptOuts
 from .ratelimit import RateLimiter
 from .server import EmulatorHTTPServer
 from .state import E164, Account, App, Extension, RecipientBehaviour, World
@@ -279,8 +279,36 @@ class Emulator:
         return message
 
     def opted_out(self, from_number: str, to_number: str) -> bool:
-        """Whether contact ``to_number`` opted out of texts from ``from_number``."""
-        return self.opt_outs.opted_out(from_number, to_number)
+        """Whether contact ``to_number`` opted out of texts from ``from_number`` (by a record of
+        that pair, or of every number of the account, ``"*"``)."""
+        owner = self.world.owner_of(from_number)
+        account_id = owner.account_id if owner is not None else None
+        return self.opt_outs.opted_out(from_number, to_number, account_id)
+
+    def set_consent(
+        self,
+        from_number: str,
+        to_number: str,
+        opt_status: str,
+        source: str = "Recipient",
+        at: float | None = None,
+        account_id: str | None = None,
+    ) -> ConsentEntry | None:
+        """Opt contact ``to_number`` out of (``"OptOut"``) or back in to (``"OptIn"``) texts
+        from ``from_number`` (``"*"``: every number of ``account_id``), as a keyword or the
+        consent API does; subscriptions with the consents filter are told. Returns the new
+        record, or None when the pair already had that state."""
+        if account_id is None:
+            owner = self.world.owner_of(from_number)
+            if owner is None:
+                raise ValueError(f"{from_number} belongs to no extension; give account_id")
+            account_id = owner.account_id
+        entry = self.opt_outs.set(
+            account_id, from_number, to_number, opt_status, source, self.now() if at is None else at
+        )
+        if entry is not None:
+            self.subscriptions.consent_changed(entry)
+        return entry
 
     def script_contact(self, phone_number: str, script: str, delay: float = 5.0) -> None:
         """Make ``phone_number`` answer the messages it gets: ``reply``, ``photo`` or ``stop``

@@ -134,10 +134,8 @@ def receive(
         read_status="Read" if read else "Unread",
     )
     word = keyword(body)
-    if word == "OptOut":
-        emu.opt_outs.opt_out(target, sender, created)
-    elif word == "OptIn":
-        emu.opt_outs.opt_in(target, sender)
+    if word is not None:
+        emu.set_consent(target, sender, word, "Recipient", created, extension.account_id)
     emu.message_stored(message)
     return message
 

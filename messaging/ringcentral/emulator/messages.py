@@ -623,7 +623,7 @@ def outbound_tracks(
 ) -> list[RecipientTrack]:
     """One timeline per recipient of a message from ``from_number`` created at ``now``."""
     return [
-        _track(emu.config, emu.world, number, now, emu.opt_outs.opted_out(from_number, number))
+        _track(emu.config, emu.world, number, now, emu.opted_out(from_number, number))
         for number in to
     ]
 

@@ -32,7 +32,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import control, identity, messages, multipart, oauth, store, subscriptions, sync
+from . import (
+    control,
+    identity,
+    messages,
+    multipart,
+    oauth,
+    smsconsent,
+    store,
+    subscriptions,
+    sync,
+)
 from .errors import ApiError
 from .faults import Fault
 from .journal import JournalEntry, PartRecord, redact_form, redact_headers
@@ -107,6 +117,13 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Endpoint]]] = [
     (
         re.compile(_OWNER + r"/message-sync"),
         {"GET": Endpoint(sync.handle_sync, "Light", "ReadMessages")},
+    ),
+    (
+        re.compile(r"/restapi/v2/accounts/(?P<account>[^/]+)/sms/consents"),
+        {
+            "GET": Endpoint(smsconsent.handle_list, "Light", "SMS"),
+            "PATCH": Endpoint(smsconsent.handle_update, "Light", "SMS"),
+        },
     ),
     (
         re.compile(r"/restapi/v1\.0/subscription"),

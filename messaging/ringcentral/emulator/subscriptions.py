@@ -10,8 +10,9 @@ Lifecycle of a subscription:
 
 Events: a message-store filter gets ``changes`` (new and updated counts) for the messages it
 takes (``type`` absent or SMS; ``direction`` absent or the message's); the instant filter gets
-every inbound record whole. Deliveries run on one background thread, in order. Every attempt is
-recorded in ``Emulator.deliveries``.
+every inbound record whole; the consents filter gets each changed consent record of the account
+(``{"records": [{from, to, optStatus, source, coverage, lastModifiedTime}]}``). Deliveries run
+on one background thread, in order. Every attempt is recorded in ``Emulator.deliveries``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .wire import Request, Response
 if TYPE_CHECKING:
     from .emulator import Emulator
     from .messages import StoredMessage
+    from .optout import ConsentEntry
 
 USER_AGENT = "RingCentral-Webhook/8.3 (emulated)"
 MAX_TOKEN_LENGTH = 256
@@ -319,6 +321,21 @@ class SubscriptionService:
                 if event is not None:
                     self._enqueue(_Outgoing(sub.id, self._payload(sub, event, body)))
 
+    def consent_changed(self, entry: ConsentEntry) -> None:
+        """The changed record, as ``{"records": [...]}``, to every subscription of the
+        record's account with the consents filter."""
+        body = {"records": [entry.to_json(iso)]}
+        now = self.emu.now()
+        with self.lock:
+            for sub in self.subscriptions.values():
+                if sub.account_id != entry.account_id or sub.status != "Active":
+                    continue
+                if sub.expired(now):
+                    continue
+                event = next((f for f in sub.event_filters if _CONSENTS.match(f)), None)
+                if event is not None:
+                    self._enqueue(_Outgoing(sub.id, self._payload(sub, event, body)))
+
     def message_created(self, message: StoredMessage) -> None:
         change = {"type": "SMS", "newCount": 1, "updatedCount": 0, "newMessageIds": [message.id]}
         self._notify(message.extension_id, message.direction, change, message.created_at)
@@ -405,6 +422,15 @@ class SubscriptionService:
             self._check_owner(auth, consents.group(1), None)
             if query:
                 raise _bad_filters(raw)
+            # The consent list needs the SMS permission (the API's x-app-permission); its
+            # events are taken to need it too.
+            if "SMS" not in auth.app.scopes:
+                raise ApiError(
+                    403,
+                    "CMN-401",
+                    "In order to call this API endpoint, application needs to have [SMS] "
+                    "permission",
+                )
             return f"/restapi/v2/accounts/{auth.account.id}/sms/consents"
         if path == _REMINDER:
             if set(params) - {"threshold", "interval"}:

@@ -8,6 +8,7 @@ drafts      DraftAttachment: files on the compose page before their message exis
 files       StoredFile: what a draft and an attachment both record of a checked file (abstract)
 consent     ConsentRecord (one contact number towards one sender scope) and its
             ConsentChanges
+contacts    Contact, its ContactNumbers and Tags; ImportJob and its ImportProblems
 inbox       Conversation, ConversationMessage (both directions), InboxFile, ConversationNote,
             ConversationRead, InboxSync, Notification
 tracking    TrackingPace and WebhookSubscription (delivery reports)
@@ -15,6 +16,7 @@ ratelimit   RateLimitBucket and RateLimitGrant (the database rate limiter's stat
 """
 
 from .consent import EVERY_NUMBER, ConsentChange, ConsentRecord, ConsentSource, ConsentState
+from .contacts import Contact, ContactNumber, ImportJob, ImportProblem, ImportStatus, Tag
 from .drafts import DraftAttachment
 from .inbox import (
     Conversation,
@@ -59,6 +61,8 @@ __all__ = [
     "ConsentRecord",
     "ConsentSource",
     "ConsentState",
+    "Contact",
+    "ContactNumber",
     "Conversation",
     "ConversationMessage",
     "ConversationNote",
@@ -67,6 +71,9 @@ __all__ = [
     "Direction",
     "FileState",
     "InboxEmails",
+    "ImportJob",
+    "ImportProblem",
+    "ImportStatus",
     "InboxFile",
     "InboxSync",
     "MessageSource",
@@ -87,6 +94,7 @@ __all__ = [
     "Role",
     "SendAttempt",
     "SenderNumber",
+    "Tag",
     "Team",
     "TrackingPace",
     "WebhookStatus",

@@ -6,7 +6,9 @@ Plain functions, usable without a request. A submission goes through these steps
    the team's usable connections that are theirs or shared with the team. ``find_sender`` picks
    one by id or phone number; ``sender_refusal`` explains why a number cannot send this message
    (fax, no SMS, toll-free or no MMS with files).
-2. ``recipients.parse_recipients(raw)``: numbers normalised to E.164, problems one by one.
+2. ``recipients.expand_tags(team_id, raw)``: ``tag:patients`` entries become the numbers of the
+   contacts tagged so; ``recipients.parse_recipients(raw)``: numbers normalised to E.164,
+   problems one by one.
 3. ``clean_text(text)`` / ``text_problems(text)``: line endings as the browser counts them,
    limits from messaging/ringcentral/limits.py.
 4. Files: ``uploads.ingest_upload`` (a Django upload), ``uploads.ingest_path`` (a file on disk)
@@ -40,7 +42,9 @@ from messaging.compose.drafts import (
 )
 from messaging.compose.recipients import (
     MAX_SEPARATE_RECIPIENTS,
+    TagExpansion,
     destination_problems,
+    expand_tags,
     parse_recipients,
 )
 from messaging.compose.senders import find_sender, sender_refusal
@@ -125,6 +129,9 @@ class Outgoing:
     group: bool
     drafts: list[DraftAttachment] = field(default_factory=list)
     duplicates: int = 0
+    # Tags typed as recipients (`tag:patients`), expanded into these numbers: the page shows
+    # them before anything is queued.
+    tags: list[TagExpansion] = field(default_factory=list)
 
 
 def budget_problems(files: Sequence[media.MediaFile], *, fit_images: bool) -> list[str]:
@@ -192,7 +199,9 @@ def prepare(
     if mode not in (Mode.SEPARATE, Mode.GROUP):
         errors["mode"].append("Choose how to send: separately or as one group message.")
     group = mode == Mode.GROUP
-    recipients = parse_recipients(to or "")
+    expanded = expand_tags(team.pk, to or "")
+    errors["to"] += expanded.problems
+    recipients = parse_recipients(expanded.raw)
     errors["to"] += recipients.problems
     if not recipients.problems:
         errors["to"] += [v.message for v in limits.check_recipients(len(recipients.numbers), group)]
@@ -230,6 +239,7 @@ def prepare(
         group=group and len(recipients.numbers) > 1,
         drafts=list(drafts),
         duplicates=recipients.duplicates,
+        tags=expanded.tags,
     )
 
 

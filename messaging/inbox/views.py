@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from messaging.compose import media
 from messaging.compose.submission import ComposeInvalid
+from messaging.contacts.book import names_for
 from messaging.core.addresses import origin_of
 from messaging.core.files import serve_stored
 from messaging.core.phones import format_number
@@ -100,15 +101,28 @@ def _list_context(request, membership) -> dict:
     }
 
 
+def _with_names(numbers, names: dict[str, str]) -> str:
+    """Numbers as people read them, each after its contact's name when the team has one."""
+    return ", ".join(
+        f"{names[n]} ({format_number(n)})" if n in names else format_number(n) for n in numbers
+    )
+
+
 def _rows(conversations) -> list[dict]:
     """The list's rows with their text ready: the page lists fifty, so the template does no
-    work per row beyond placing strings."""
+    work per row beyond placing strings. Contact names come in one query for the page."""
     thread_url = reverse("inbox_thread", args=[0])[: -len("0/")]
+    conversations = list(conversations)
+    names = (
+        names_for(conversations[0].team_id, [n for c in conversations for n in c.contact_numbers])
+        if conversations
+        else {}
+    )
     return [
         {
             "pk": c.pk,
             "url": f"{thread_url}{c.pk}/",
-            "contact": ", ".join(format_number(n) for n in c.contact_numbers),
+            "contact": _with_names(c.contact_numbers, names),
             "unread": c.unread,
             "preview": c.last_preview,
             "ours": c.last_direction == "outbound",
@@ -203,7 +217,10 @@ def _thread_context(membership, conversation: Conversation, *, reply_form=None) 
         "team": membership.team,
         "membership": membership,
         "conversation": conversation,
-        "contact": ", ".join(format_number(n) for n in conversation.contact_numbers),
+        "contact": _with_names(
+            conversation.contact_numbers,
+            names_for(conversation.team_id, conversation.contact_numbers),
+        ),
         "items": items,
         "earlier": thread.earlier,
         "can_act": membership.can(Role.SENDER),

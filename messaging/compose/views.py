@@ -511,7 +511,6 @@ def check(request):
                     "display": f"{names[n]} ({format_number(n)})"
                     if n in names
                     else format_number(n),
-                    "name": names.get(n, ""),
                 }
                 for n in parsed.numbers
             ],

@@ -146,7 +146,11 @@ def rows(stored_name: str, kind: str, encoding: str = "utf-8"):
     no cell filled are left out."""
     with default_storage.open(stored_name, "rb") as binary:
         source = _xlsx_rows(binary) if kind == XLSX else _csv_rows(binary, encoding)
-        yield ((n, cells) for n, cells in source if any(cells))
+        try:
+            yield ((n, cells) for n, cells in source if any(cells))
+        finally:
+            # A reader left before the end closes the workbook now, not when collected.
+            source.close()
 
 
 def header_and_preview(stored_name: str, kind: str, encoding: str, count: int = 10):

@@ -125,7 +125,8 @@ def test_the_contacts_page_at_100k_contacts(team, alice):
         "search by name": _measure(server, "/contacts/?q=Person%200999"),
         "compose suggestions": _measure(server, "/contacts/search.json?q=Person%200999"),
     }
-    assert RESULTS["page"]["first page"]["queries"] <= 12
+    # A fixed number of queries whatever the page: no query per contact.
+    assert RESULTS["page"]["first page"]["queries"] <= 16
     _write()
 
 

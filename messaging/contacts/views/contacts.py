@@ -70,7 +70,6 @@ def contact_list(request):
                 }
                 for c in rows
             ],
-            "total": Contact.objects.filter(team=team).count(),
             "tags": book.team_tags(team),
             "search": search,
             "tag": tag,

@@ -13,7 +13,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from messaging.core.phones import format_number
 from messaging.models import Contact, Membership, OutboundMessage
+from messaging.ringcentral.emulator.demo import DEMO_NUMBER_SMS_MMS
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.e2e
@@ -92,6 +94,12 @@ def test_import_with_problems_fix_and_reimport_then_compose_to_a_tag(
     # 5. Compose: a contact by name and a tag from "Add from contacts".
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Compose").click()
     expect(page.locator("#compose-form.js-enhanced")).to_be_visible()
+    sender = page.get_by_label("From", exact=True)
+    sender.select_option(
+        sender.locator("option", has_text=format_number(DEMO_NUMBER_SMS_MMS)).get_attribute(
+            "value"
+        )
+    )
     picker = page.get_by_label("Add from contacts")
     picker.fill("Dee")
     page.locator(".contact-picker-choice", has_text="Dee Fox").click()

@@ -96,9 +96,7 @@ def test_import_with_problems_fix_and_reimport_then_compose_to_a_tag(
     expect(page.locator("#compose-form.js-enhanced")).to_be_visible()
     sender = page.get_by_label("From", exact=True)
     sender.select_option(
-        sender.locator("option", has_text=format_number(DEMO_NUMBER_SMS_MMS)).get_attribute(
-            "value"
-        )
+        sender.locator("option", has_text=format_number(DEMO_NUMBER_SMS_MMS)).get_attribute("value")
     )
     picker = page.get_by_label("Add from contacts")
     picker.fill("Dee")

@@ -227,3 +227,16 @@ def test_tags_are_unique_per_team_whatever_their_case(team):
     book.tags_named(team, ["Patients"])
     book.tags_named(team, ["PATIENTS", "patients"])
     assert Tag.objects.filter(team=team).count() == 1
+
+
+def test_the_list_pages_by_name_after_a_contact(victor_client, team, charlie):
+    for i in range(book.PAGE_SIZE + 3):
+        new_contact(team, f"Person {i:03d}", f"+1650555{i:04d}")
+    first = victor_client.get("/contacts/").content.decode()
+    assert "Person 049" in first and "Person 050" not in first
+    last_on_first = Contact.objects.get(team=team, name="Person 049")
+    second = victor_client.get(f"/contacts/?after={last_on_first.pk}").content.decode()
+    assert "Person 050" in second and "Person 052" in second and "Person 049" not in second
+    outsider = Contact.objects.create(team=charlie.teams.get(), name="Elsewhere")
+    assert victor_client.get(f"/contacts/?after={outsider.pk}").status_code == 404
+    assert victor_client.get("/contacts/?after=x1").status_code == 404

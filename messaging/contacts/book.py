@@ -88,8 +88,14 @@ def contacts(team, *, search: str = "", tag: str = ""):
     )
 
 
-def page(queryset, offset: int) -> tuple[list[Contact], bool]:
-    rows = list(queryset[offset : offset + PAGE_SIZE + 1])
+def page(queryset, after: tuple[str, int] | None) -> tuple[list[Contact], bool]:
+    """One page of `contacts(...)`: the contacts after (name, id) `after`, and whether more
+    follow. A keyset, not an offset: the thousandth page costs what the first does."""
+    if after is not None:
+        name, pk = after
+        # The first condition bounds the index range; the second settles ties on the name.
+        queryset = queryset.filter(Q(name__gte=name) & (Q(name__gt=name) | Q(pk__gt=pk)))
+    rows = list(queryset[: PAGE_SIZE + 1])
     return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
 
 

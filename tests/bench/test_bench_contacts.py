@@ -17,6 +17,7 @@ import tracemalloc
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import connection
 from django.test import Client
 
 from messaging.contacts import importing
@@ -117,10 +118,16 @@ def test_the_contacts_page_at_100k_contacts(team, alice):
             through(contact_id=c.pk, tag_id=tags[i % 10].pk)
             for i, c in zip(range(start, start + batch), made, strict=True)
         )
+    if connection.vendor == "postgresql":
+        # What autovacuum would have done by the time a team has this many contacts.
+        with connection.cursor() as cursor:
+            for table in ("messaging_contact", "messaging_contactnumber", "messaging_contact_tags"):
+                cursor.execute(f"VACUUM ANALYZE {table}")
+    middle = Contact.objects.filter(team=team, name="Person 050000").values_list("pk", flat=True)
     server = Server(client_for(Client, alice, team))
     RESULTS["page"] = {
         "first page": _measure(server, "/contacts/"),
-        "page 1,000 (offset 50,000)": _measure(server, "/contacts/?start=50000"),
+        "page 1,001 (after contact 50,000)": _measure(server, f"/contacts/?after={middle[0]}"),
         "by tag": _measure(server, "/contacts/?tag=tag3"),
         "search by name": _measure(server, "/contacts/?q=Person%200999"),
         "compose suggestions": _measure(server, "/contacts/search.json?q=Person%200999"),
@@ -131,8 +138,6 @@ def test_the_contacts_page_at_100k_contacts(team, alice):
 
 
 def _write() -> None:
-    from django.db import connection
-
     lines = [
         SECTION,
         "",

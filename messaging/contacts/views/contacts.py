@@ -39,11 +39,17 @@ def _contact(membership, pk) -> Contact:
     return contact
 
 
-def _offset(request) -> int:
-    raw = request.GET.get("start") or "0"
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 7:
+def _after(request, team) -> tuple[str, int] | None:
+    """`?after=<id>`: the page starts after that contact of the team (404 for anyone else's)."""
+    raw = request.GET.get("after") or ""
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise Http404
-    return int(raw)
+    found = Contact.objects.filter(team=team, pk=int(raw)).values_list("name", "pk").first()
+    if found is None:
+        raise Http404
+    return found
 
 
 @login_required
@@ -54,8 +60,8 @@ def contact_list(request):
     team = membership.team
     search = (request.GET.get("q") or "").replace("\x00", "")[: book.MAX_SEARCH_LENGTH]
     tag = (request.GET.get("tag") or "").replace("\x00", "")[:50]
-    start = _offset(request)
-    rows, more = book.page(book.contacts(team, search=search, tag=tag), start)
+    after = _after(request, team)
+    rows, more = book.page(book.contacts(team, search=search, tag=tag), after)
     query = {"q": search, "tag": tag}
     return render(
         request,
@@ -74,9 +80,8 @@ def contact_list(request):
             "search": search,
             "tag": tag,
             "query": query,
-            "start": start,
-            "next_start": start + book.PAGE_SIZE if more else None,
-            "previous_start": max(start - book.PAGE_SIZE, 0) if start else None,
+            "next_after": rows[-1].pk if more else None,
+            "first_page": after is None,
             "can_edit": membership.can(Role.SENDER),
             "can_import": membership.can(Role.ADMIN),
         },

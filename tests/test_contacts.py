@@ -240,3 +240,23 @@ def test_the_list_pages_by_name_after_a_contact(victor_client, team, charlie):
     outsider = Contact.objects.create(team=charlie.teams.get(), name="Elsewhere")
     assert victor_client.get(f"/contacts/?after={outsider.pk}").status_code == 404
     assert victor_client.get("/contacts/?after=x1").status_code == 404
+
+
+def test_the_inbox_shows_names_finds_them_and_links_the_contact(
+    bob_client, team, alice, tmp_path, settings
+):
+    from tests.test_isolation import ACME_RECEIVED_FROM, acme_conversation, use_private_media
+
+    use_private_media(tmp_path, settings)
+    connection = make_connection(team, alice, shared=True)
+    make_number(connection, "+16505550142")
+    conversation, _, _ = acme_conversation(connection, alice)
+    thread = bob_client.get(f"/inbox/{conversation.pk}/").content.decode()
+    assert f"/contacts/new/?number=%2B{ACME_RECEIVED_FROM[1:]}" in thread
+    ann = new_contact(team, "Ann Lee", ACME_RECEIVED_FROM)
+    listing = bob_client.get("/inbox/?filter=all").content.decode()
+    assert "Ann Lee (+1 650-555-9878)" in listing
+    assert "Ann Lee" in bob_client.get("/inbox/?filter=all&q=ann").content.decode()
+    assert "Ann Lee" not in bob_client.get("/inbox/?filter=all&q=zed").content.decode()
+    thread = bob_client.get(f"/inbox/{conversation.pk}/").content.decode()
+    assert f"/contacts/{ann.pk}/" in thread and "Ann Lee’s contact page" in thread

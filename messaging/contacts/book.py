@@ -35,16 +35,21 @@ class ContactRefused(ValueError):
 # --- Reading --------------------------------------------------------------------------------------
 
 
-def names_for(team_id: int, numbers: Iterable[str]) -> dict[str, str]:
-    """The contact name of each of `numbers` the team knows, in one query (pages that list
-    numbers show the names beside them)."""
+def contacts_for(team_id: int, numbers: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """The contact (id, name or company) of each of `numbers` the team knows, in one query."""
     wanted = sorted({n for n in numbers if n})
     if not wanted:
         return {}
     rows = ContactNumber.objects.filter(team_id=team_id, number__in=wanted).values_list(
-        "number", "contact__name", "contact__company"
+        "number", "contact_id", "contact__name", "contact__company"
     )
-    return {number: name or company for number, name, company in rows if name or company}
+    return {number: (pk, name or company) for number, pk, name, company in rows}
+
+
+def names_for(team_id: int, numbers: Iterable[str]) -> dict[str, str]:
+    """The contact name of each of `numbers` the team knows, in one query (pages that list
+    numbers show the names beside them)."""
+    return {n: name for n, (_, name) in contacts_for(team_id, numbers).items() if name}
 
 
 def numbers_matching(team_id: int, term: str) -> list[str]:

@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from messaging.compose import media
 from messaging.compose.submission import ComposeInvalid
-from messaging.contacts.book import names_for
+from messaging.contacts.book import contacts_for, names_for
 from messaging.core.addresses import origin_of
 from messaging.core.files import serve_stored
 from messaging.core.phones import format_number
@@ -213,14 +213,14 @@ def _thread_context(membership, conversation: Conversation, *, reply_form=None) 
     thread = listing.thread(conversation)
     number = reply.reply_number(membership, conversation)
     items = [_item(kind, obj) for kind, obj in thread.items]
+    known = contacts_for(conversation.team_id, conversation.contact_numbers)
+    names = {n: name for n, (_, name) in known.items() if name}
     return {
         "team": membership.team,
         "membership": membership,
         "conversation": conversation,
-        "contact": _with_names(
-            conversation.contact_numbers,
-            names_for(conversation.team_id, conversation.contact_numbers),
-        ),
+        "contact": _with_names(conversation.contact_numbers, names),
+        "contact_links": _contact_links(conversation.contact_numbers, known),
         "items": items,
         "earlier": thread.earlier,
         "can_act": membership.can(Role.SENDER),
@@ -238,6 +238,20 @@ def _thread_context(membership, conversation: Conversation, *, reply_form=None) 
         "version": _thread_version(conversation),
         "accept": media.ACCEPT,
     }
+
+
+def _contact_links(numbers, known: dict) -> list[dict]:
+    """Each number of the conversation with its contact's page, or the form to add it."""
+    links = []
+    for number in numbers:
+        if number in known:
+            pk, name = known[number]
+            url = reverse("contact_detail", args=[pk])
+            links.append({"url": url, "label": name or format_number(number), "known": True})
+        else:
+            url = reverse("contact_new") + "?" + urlencode({"number": number})
+            links.append({"url": url, "label": format_number(number), "known": False})
+    return links
 
 
 def _item(kind: str, obj) -> dict:

@@ -251,3 +251,56 @@ def test_senders_may_not_import_and_outsiders_get_404(
         == 404
     )
     assert ImportJob.objects.get().status == ImportStatus.UPLOADED
+
+
+def test_an_import_whose_worker_was_lost_can_be_resumed_after_a_while(
+    dana_client, team, queued, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    upload(dana_client, "people.csv", CSV_WITH_PROBLEMS)
+    job = ImportJob.objects.get()
+    importing.start(job, job.mapping)
+    # The worker took it and was lost before writing anything.
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.RUNNING)
+    refused = dana_client.post(f"/contacts/import/{job.pk}/resume/", follow=True)
+    assert "still running" in refused.content.decode()
+    assert not queued
+    ImportJob.objects.filter(pk=job.pk).update(
+        progressed_at=timezone.now() - importing.STALLED_AFTER - timedelta(seconds=1)
+    )
+    assert b"has not moved for a while" in dana_client.get(f"/contacts/import/{job.pk}/").content
+    with django_capture_on_commit_callbacks(execute=True):
+        dana_client.post(f"/contacts/import/{job.pk}/resume/")
+    assert queued == [job.pk]
+    job.refresh_from_db()
+    assert job.status == ImportStatus.DONE and job.created_count == 2
+
+
+def test_an_export_imports_back_without_changing_anything(
+    dana_client, team, queued, django_capture_on_commit_callbacks
+):
+    from tests.test_contacts import new_contact
+
+    new_contact(
+        team,
+        '=HYPERLINK("http://x")',
+        "+16505550101",
+        "+442079460958",
+        tags=["patients", "north"],
+        company="-Minus Co",
+        custom_fields={"Plan": "+gold"},
+        time_zone="Europe/London",
+    )
+    exported = b"".join(dana_client.get("/contacts/export.csv").streaming_content)
+    job = import_file(
+        dana_client, "contacts.csv", exported, capture=django_capture_on_commit_callbacks
+    )
+    assert (job.created_count, job.updated_count, job.refused_count) == (0, 1, 0)
+    (contact,) = Contact.objects.filter(team=team)
+    assert contact.name == '=HYPERLINK("http://x")' and contact.company == "-Minus Co"
+    assert contact.custom_fields == {"Plan": "+gold"}
+    assert sorted(n.number for n in contact.numbers.all()) == ["+16505550101", "+442079460958"]
+    assert sorted(t.name for t in contact.tags.all()) == ["north", "patients"]

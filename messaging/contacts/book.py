@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -86,7 +86,11 @@ def contacts(team, *, search: str = "", tag: str = ""):
     if search:
         queryset = queryset.filter(_search_q(team.pk, search))
     if tag:
-        queryset = queryset.filter(tags__team=team, tags__name__iexact=tag)
+        found = find_tag(team.pk, tag)
+        if found is None:
+            return Contact.objects.none()
+        tagged = Contact.tags.through.objects.filter(contact_id=OuterRef("pk"), tag_id=found.pk)
+        queryset = queryset.filter(Exists(tagged))
     return queryset.order_by("name", "pk").prefetch_related(
         Prefetch("numbers", queryset=ContactNumber.objects.order_by("pk")),
         Prefetch("tags", queryset=Tag.objects.order_by("name")),

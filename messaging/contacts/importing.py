@@ -14,7 +14,10 @@
 The import is resumable, not all-or-nothing: a run that stops (a worker lost, the database
 gone) leaves the rows of the chunks it finished, every one complete, and the job says where it
 stopped; "Resume" on the import's page continues from there, skipping the rows already
-written. Rows are never written twice, so resuming never duplicates anything.
+written. Rows are never written twice, so resuming never duplicates anything. A worker lost in
+the middle (killed, its machine gone) hands the task back to the broker, which gives it to
+another worker (`acks_late`), and that run continues the same way; should the task be lost
+too, the job shows as not moving and can be resumed by hand after STALLED_AFTER.
 
 Rows are matched by number: a row whose number belongs to a contact updates that contact (the
 file's filled cells replace the stored ones, tags are added), a row repeating an earlier row's
@@ -29,12 +32,14 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from messaging.consent import ledger
@@ -56,6 +61,8 @@ from messaging.models import (
 log = logging.getLogger(__name__)
 
 CHUNK = 500
+# An import queued or running that wrote nothing for this long lost its worker.
+STALLED_AFTER = timedelta(minutes=10)
 IGNORE = ""
 CUSTOM = "custom"
 # What a column may hold. Only "number" and "custom" may be chosen for several columns.
@@ -204,18 +211,31 @@ def start(job: ImportJob, mapping: list[str]) -> None:
         raise ImportRefused(" ".join(problems))
     with transaction.atomic():
         updated = ImportJob.objects.filter(pk=job.pk, status=ImportStatus.UPLOADED).update(
-            mapping=mapping, status=ImportStatus.QUEUED
+            mapping=mapping, status=ImportStatus.QUEUED, progressed_at=timezone.now()
         )
         if not updated:
             raise ImportRefused("This import has already started.")
 
 
+def resumable(job: ImportJob) -> bool:
+    return job.status == ImportStatus.FAILED or job.stalled(timezone.now(), STALLED_AFTER)
+
+
 def resume(job: ImportJob) -> None:
-    updated = ImportJob.objects.filter(pk=job.pk, status=ImportStatus.FAILED).update(
-        status=ImportStatus.QUEUED, failure=""
+    """Queue a stopped import again, or one whose worker was lost (nothing moved for
+    STALLED_AFTER); its run continues from its position."""
+    now = timezone.now()
+    stopped = Q(status=ImportStatus.FAILED) | Q(
+        status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING],
+        progressed_at__lt=now - STALLED_AFTER,
+    )
+    updated = (
+        ImportJob.objects.filter(pk=job.pk)
+        .filter(stopped)
+        .update(status=ImportStatus.QUEUED, failure="", progressed_at=now)
     )
     if not updated:
-        raise ImportRefused("Only a stopped import can be resumed.")
+        raise ImportRefused("This import is still running; only a stopped one can be resumed.")
 
 
 # --- 3. Running -----------------------------------------------------------------------------------
@@ -462,7 +482,7 @@ def run(job_id: int) -> str:
     """Import a queued job (or continue a stopped one) to its end; returns its status."""
     claimed = ImportJob.objects.filter(
         pk=job_id, status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]
-    ).update(status=ImportStatus.RUNNING, failure="")
+    ).update(status=ImportStatus.RUNNING, failure="", progressed_at=timezone.now())
     if not claimed:
         return "skipped"
     job = ImportJob.objects.select_related("team", "created_by").get(pk=job_id)
@@ -512,6 +532,7 @@ def _write_all(job: ImportJob) -> None:
                 chunk.write(job.created_by, job.file_name)
                 counts = chunk.counts
                 ImportJob.objects.filter(pk=job.pk).update(
+                    progressed_at=timezone.now(),
                     position=index + len(batch),
                     created_count=locked.created_count + counts["created"],
                     updated_count=locked.updated_count + counts["updated"],

@@ -2,7 +2,8 @@
 
 import_contacts(job_id)   after an import is started or resumed: the whole file, in chunks
                           (messaging/contacts/importing.py); a run stopped by a server
-                          error is resumed from the import's page, where it stopped
+                          error is resumed from the import's page, where it stopped; one
+                          whose worker was lost is given to another worker
 """
 
 from celery import shared_task
@@ -11,7 +12,14 @@ from django.db import transaction
 from messaging.contacts import importing
 
 
-@shared_task(ignore_result=True, name="messaging.tasks.import_contacts")
+# Acknowledged when done, not when received: if the worker is lost mid-import the broker hands
+# the task to another worker, whose run continues where the chunks committed so far end.
+@shared_task(
+    ignore_result=True,
+    name="messaging.tasks.import_contacts",
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
 def import_contacts(job_id: int) -> str:
     return importing.run(job_id)
 

@@ -113,6 +113,9 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When a run last started or wrote a chunk: a job queued or running that has not moved for
+    # a while lost its worker, and may be resumed.
+    progressed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -128,6 +131,11 @@ class ImportJob(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in (ImportStatus.DONE, ImportStatus.FAILED)
+
+    def stalled(self, now, after) -> bool:
+        """Queued or running, and nothing happened for `after` (a timedelta)."""
+        last = self.progressed_at or self.created_at
+        return self.status in (ImportStatus.QUEUED, ImportStatus.RUNNING) and now - last > after
 
 
 class ImportProblem(models.Model):

@@ -148,6 +148,7 @@ def import_detail(request, pk):
         "job": job,
         "progress": _progress(job),
         "error": error,
+        "resumable": importing.resumable(job),
     }
     if job.status == ImportStatus.UPLOADED:
         context["columns"] = [

@@ -198,12 +198,21 @@ def test_compose_shows_a_tags_numbers_before_queueing(bob_client, team, bob):
     assert OutboundMessage.objects.count() == 3
 
 
-def test_compose_refuses_a_tag_nobody_has(bob_client, team, bob):
+@pytest.mark.parametrize(
+    ("to", "message"),
+    [
+        ("tag:ghosts", "No contact is tagged “ghosts”."),
+        ("TAG: ghosts ", "No contact is tagged “ghosts”."),
+        ("tag:gh\x00osts", "A tag name cannot contain a NUL character."),
+    ],
+)
+def test_compose_refuses_a_tag_nobody_has(bob_client, team, bob, to, message):
     number = make_number(make_connection(team, bob), "+16505550100")
-    form = {"sender": str(number.pk), "to": "tag:ghosts", "text": "Hi", "mode": "separate"}
+    form = {"sender": str(number.pk), "to": to, "text": "Hi", "mode": "separate"}
     response = bob_client.post("/messages/compose/", form)
     assert response.status_code == 400
-    assert "No contact is tagged “ghosts”." in response.content.decode()
+    assert message in response.content.decode()
+    assert not OutboundMessage.objects.exists()
 
 
 def test_the_live_check_names_the_recipients(bob_client, team, bob):

@@ -146,6 +146,9 @@ def expand_tags(team_id: int, raw: str) -> Expanded:
             kept.append(entry)
             continue
         name = tagged["name"][:50]
+        if "\x00" in name:
+            result.problems.append("A tag name cannot contain a NUL character.")
+            continue
         found = tagged_numbers(team_id, name)
         if not found:
             result.problems.append(f"No contact is tagged “{name}”.")

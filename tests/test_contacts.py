@@ -203,7 +203,7 @@ def test_compose_shows_a_tags_numbers_before_queueing(bob_client, team, bob):
     [
         ("tag:ghosts", "No contact is tagged “ghosts”."),
         ("TAG: ghosts ", "No contact is tagged “ghosts”."),
-        ("tag:gh\x00osts", "A tag name cannot contain a NUL character."),
+        ("tag:gh\x00osts", "Null characters are not allowed."),
     ],
 )
 def test_compose_refuses_a_tag_nobody_has(bob_client, team, bob, to, message):
@@ -213,6 +213,14 @@ def test_compose_refuses_a_tag_nobody_has(bob_client, team, bob, to, message):
     assert response.status_code == 400
     assert message in response.content.decode()
     assert not OutboundMessage.objects.exists()
+
+
+def test_a_tag_with_a_nul_character_is_a_problem_not_a_query(team):
+    from messaging.compose.recipients import expand_tags
+
+    expanded = expand_tags(team.pk, "tag:gh\x00osts, +16505550101")
+    assert expanded.problems == ["A tag name cannot contain a NUL character."]
+    assert expanded.raw == " +16505550101"
 
 
 def test_the_live_check_names_the_recipients(bob_client, team, bob):

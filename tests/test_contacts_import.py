@@ -304,3 +304,42 @@ def test_an_export_imports_back_without_changing_anything(
     assert contact.custom_fields == {"Plan": "+gold"}
     assert sorted(n.number for n in contact.numbers.all()) == ["+16505550101", "+442079460958"]
     assert sorted(t.name for t in contact.tags.all()) == ["north", "patients"]
+
+
+def test_a_body_over_the_limit_is_refused_unread(dana_client, team, settings):
+    settings.CONTACTS_IMPORT_MAX_BYTES = 1000
+    big = b"Name,Phone\n" + b"Ann,6505550101\n" * 10_000
+    response = upload(dana_client, "big.csv", big)
+    assert response.status_code == 413
+    assert b"the most an import takes" in response.content
+    assert not ImportJob.objects.exists()
+
+
+def test_an_upload_without_a_file_gets_a_message(dana_client, team):
+    response = dana_client.post("/contacts/import/", {})
+    assert response.status_code == 400
+    assert b"Choose a CSV or Excel file" in response.content
+
+
+def test_a_utf16_tab_separated_file_is_read(
+    dana_client, team, queued, django_capture_on_commit_callbacks
+):
+    data = "Name\tPhone\nZoë Quinn\t6505550140\n".encode("utf-16")
+    job = import_file(dana_client, "unicode.txt", data, capture=django_capture_on_commit_callbacks)
+    assert job.status == ImportStatus.DONE, job.failure
+    assert Contact.objects.get(team=team).name == "Zoë Quinn"
+
+
+def test_a_file_that_changes_encoding_far_down_stops_before_writing_anything(
+    dana_client, team, queued, django_capture_on_commit_callbacks
+):
+    rows = [f"Person {i},650555{i % 10000:04d}" for i in range(5000)]
+    data = ("Name,Phone\n" + "\n".join(rows) + "\n").encode() + "Renée,6505559999\n".encode(
+        "cp1252"
+    )
+    job = import_file(dana_client, "mixed.csv", data, capture=django_capture_on_commit_callbacks)
+    assert job.status == ImportStatus.FAILED
+    assert "after row 4" in job.failure and "not readable as utf-8" in job.failure
+    assert "Nothing was imported." in job.failure
+    assert job.position == 0
+    assert not Contact.objects.filter(team=team).exists()

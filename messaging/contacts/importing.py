@@ -495,7 +495,13 @@ def run(job_id: int) -> str:
             ImportJob.objects.filter(pk=job_id).update(total_rows=job.total_rows)
         _write_all(job)
     except reading.FileRefused as refused:
-        _fail(job_id, f"{refused} Nothing more was imported.")
+        done = ImportJob.objects.filter(pk=job_id).values_list("position", flat=True).first()
+        _fail(
+            job_id,
+            f"{refused} Rows up to {done:,} were imported, none after."
+            if done
+            else f"{refused} Nothing was imported.",
+        )
         return ImportStatus.FAILED
     except Exception:
         log.exception("Import %s stopped", job_id)

@@ -105,9 +105,11 @@ def _csv_rows(binary, encoding: str) -> Iterator[tuple[int, list[str]]]:
             number += 1
             yield number, _checked(number, [c.strip() for c in cells])
     except UnicodeDecodeError:
+        # Text is decoded ahead of the rows, a block at a time: the bad bytes are somewhere
+        # after the last row read.
         raise FileRefused(
-            f"Row {number + 1} is not readable as {encoding} text: the file mixes encodings. "
-            "Save it as CSV UTF-8 and upload that."
+            f"Part of the file after row {number} is not readable as {encoding} text: the "
+            "file mixes encodings. Save it as CSV UTF-8 and upload that."
         ) from None
     except csv.Error as error:
         raise FileRefused(f"Row {number + 1} cannot be read as CSV ({error}).") from None

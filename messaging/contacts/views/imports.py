@@ -27,7 +27,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from messaging.contacts import exporting, importing, reading, tasks
+from messaging.contacts import columns, exporting, importing, reading, tasks
 from messaging.models import ImportJob, ImportStatus, Role
 from messaging.teams.permissions import get_rw_team_for_user, get_team_for_user
 
@@ -155,7 +155,7 @@ def import_detail(request, pk):
             {"index": i, "header": header, "target": target}
             for i, (header, target) in enumerate(zip(job.headers, mapping, strict=False))
         ]
-        context["targets"] = importing.TARGETS
+        context["targets"] = columns.TARGETS
         context["preview"] = importing.preview(job)
     else:
         context["merged"] = job.problems.filter(kind="merged")[:20]

@@ -5,6 +5,8 @@ from django.urls import path
 
 from messaging.compose import views as compose_views
 from messaging.consent import views as consent_views
+from messaging.contacts.views import contacts as contact_views
+from messaging.contacts.views import imports as import_views
 from messaging.inbox import views as inbox_views
 from messaging.links import views as rc_views
 from messaging.outbox.views import attachments as attachment_views
@@ -108,6 +110,30 @@ urlpatterns = [
         inbox_views.inbox_note_delete,
         name="inbox_note_delete",
     ),
+    # contacts
+    path("contacts/", contact_views.contact_list, name="contacts"),
+    path("contacts/new/", contact_views.contact_new, name="contact_new"),
+    path("contacts/search.json", contact_views.contact_search, name="contact_search"),
+    path("contacts/export.csv", contact_views.contact_export, name="contact_export"),
+    path("contacts/import/", import_views.import_upload, name="contact_import_upload"),
+    path("contacts/import/<int:pk>/", import_views.import_detail, name="contact_import"),
+    path(
+        "contacts/import/<int:pk>/progress/",
+        import_views.import_progress,
+        name="contact_import_progress",
+    ),
+    path(
+        "contacts/import/<int:pk>/problems.csv",
+        import_views.import_problems,
+        name="contact_import_problems",
+    ),
+    path(
+        "contacts/import/<int:pk>/resume/", import_views.import_resume, name="contact_import_resume"
+    ),
+    path("contacts/<int:pk>/", contact_views.contact_detail, name="contact_detail"),
+    path("contacts/<int:pk>/edit/", contact_views.contact_edit, name="contact_edit"),
+    path("contacts/<int:pk>/merge/", contact_views.contact_merge, name="contact_merge"),
+    path("contacts/<int:pk>/delete/", contact_views.contact_delete, name="contact_delete"),
     # webhooks
     path("ringcentral/webhook/", webhook_views.ringcentral_webhook, name="ringcentral_webhook"),
 ]

@@ -270,6 +270,9 @@ else:
 # their Content-Length before anything is read. One file may be at most COMPOSE_MAX_FILE_BYTES.
 COMPOSE_MAX_REQUEST_BYTES = env.int("COMPOSE_MAX_REQUEST_BYTES", default=60_000_000)
 COMPOSE_MAX_FILE_BYTES = env.int("COMPOSE_MAX_FILE_BYTES", default=30_000_000)
+# Contacts files (CSV or Excel) larger than this are refused before they are read; the request
+# may be this large plus the form around the file.
+CONTACTS_IMPORT_MAX_BYTES = env.int("CONTACTS_IMPORT_MAX_BYTES", default=50_000_000)
 # Sign-up is open and uploading needs no RingCentral link: what may wait on compose pages (files
 # attached but not yet sent) is capped per person, over all their teams, and per team; and so is
 # the number of teams one person may own.

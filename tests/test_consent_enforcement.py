@@ -67,6 +67,7 @@ def page_errors(response) -> list[str]:
     return [unescape(m) for block in found for m in re.findall(r"<li>(.*?)</li>", block, re.S)]
 
 
+PAT_READ = "+1 650-555-0150"
 REASON = "+1 650-555-0150 opted out of texts from +1 650-555-0140 on 2026-12-01 (replied STOP)."
 
 
@@ -83,6 +84,22 @@ def test_compose_refuses_an_opted_out_recipient_naming_them_and_why(emulator, li
     assert REASON in page_errors(response)
     assert not OutboundMessage.objects.exists()
     assert sends(emulator) == []
+
+
+def test_a_refusal_names_the_contact_the_address_book_knows(emulator, linked, bob_client, team):
+    from messaging.contacts import book
+
+    connection, number = linked
+    book.save(team, None, fields={"name": "Pat Doe"}, numbers=[(PAT, "mobile")], tag_names=[])
+    stop_from_pat(connection)
+
+    response = bob_client.post(
+        "/messages/compose/",
+        {"sender": str(number.pk), "to": PAT, "text": "Hi", "mode": "separate"},
+    )
+
+    assert response.status_code == 400
+    assert f"Pat Doe ({PAT_READ}){REASON[len(PAT_READ) :]}" in page_errors(response)
 
 
 def test_the_same_contact_may_still_be_texted_from_another_number(emulator, linked, bob, team):

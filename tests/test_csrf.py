@@ -77,6 +77,7 @@ PROTECTED_AFTER_SIZE_CHECK = {
     "messaging.compose.views.compose_view",
     "messaging.compose.views.upload",
     "messaging.inbox.views.inbox_reply",
+    "messaging.contacts.views.imports.import_upload",
 }
 
 # Would do something on most pages if it got through.

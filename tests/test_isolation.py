@@ -218,6 +218,8 @@ class Acme:
     conversations: list = None
     inbox_files: list = None
     notes: list = None
+    contacts: list = None
+    imports: list = None
 
     def values(self, route: Route) -> list[dict]:
         """Ways to fill `route` with Acme's objects: one dict per combination to request."""
@@ -243,6 +245,8 @@ class Acme:
             "messaging.outbox.views.attachments": [a.pk for a in self.attachments],
             "messaging.links.views": [self.connection.pk],
             "messaging.inbox.views": [c.pk for c in self.conversations],
+            "messaging.contacts.views.contacts": [c.pk for c in self.contacts],
+            "messaging.contacts.views.imports": [j.pk for j in self.imports],
         }
         if name == "pk" and module in by_module_pk:
             return by_module_pk[module]
@@ -348,6 +352,8 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
         markers += [stored.file.name, stored.thumbnail.name]
     conversation, received, note = acme_conversation(connection, alice)
     markers += [ACME_RECEIVED_TEXT, ACME_NOTE, ACME_RECEIVED_FROM, received.file.name]
+    contact, job = acme_contacts(team, alice_client)
+    markers += [ACME_CONTACT, ACME_CONTACT_FILE, job.stored_name]
     return Acme(
         team=team,
         messages=[queued, failed],
@@ -361,7 +367,34 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
         conversations=[conversation],
         inbox_files=[received],
         notes=[note],
+        contacts=[contact],
+        imports=[job],
     )
+
+
+ACME_CONTACT = "Zelda Acmeclient"
+ACME_CONTACT_FILE = "acme-customers.csv"
+
+
+def acme_contacts(team, client):
+    """A contact of Acme's with a tag, and an uploaded import waiting for its columns."""
+    from messaging.models import Contact, ImportJob
+
+    made = client.post(
+        "/contacts/new/",
+        {"name": ACME_CONTACT, "numbers": "+16505559879", "tags": "acme-vip"},
+    )
+    assert made.status_code == 302, made.content[:2000]
+    uploaded = client.post(
+        "/contacts/import/",
+        {
+            "file": SimpleUploadedFile(
+                ACME_CONTACT_FILE, f"Name,Phone\n{ACME_CONTACT},6505559879\n".encode()
+            )
+        },
+    )
+    assert uploaded.status_code == 302, uploaded.content[:2000]
+    return Contact.objects.get(team=team), ImportJob.objects.get(team=team)
 
 
 ACME_RECEIVED_FROM = "+16505559878"
@@ -524,6 +557,14 @@ EXPECTED_OBJECT_URLS = {
     "compose_upload_thumbnail",
     "attachment",
     "attachment_thumbnail",
+    "contact_detail",
+    "contact_edit",
+    "contact_merge",
+    "contact_delete",
+    "contact_import",
+    "contact_import_progress",
+    "contact_import_problems",
+    "contact_import_resume",
 }
 
 

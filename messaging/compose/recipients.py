@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
+from messaging.contacts.book import tagged_numbers
 from messaging.core.phones import format_number
 from messaging.models import Recipient, RecipientStatus, SenderNumber
 from messaging.outbox import delivery_errors
@@ -104,6 +105,57 @@ def parse_recipients(raw: str | Iterable[str], region: str | None = None) -> Rec
             continue
         result.typed[e164] = typed
         result.numbers.append(e164)
+    return result
+
+
+_TAG = re.compile(r"^\s*tag:\s*(?P<name>.+?)\s*$", re.IGNORECASE)
+
+
+@dataclass
+class TagExpansion:
+    """A `tag:NAME` entry of the recipients field and the contacts' numbers it stands for."""
+
+    tag: str
+    numbers: list[tuple[str, str]]  # (E.164, contact name)
+
+    def sentence(self) -> str:
+        shown = ", ".join(
+            f"{name} ({format_number(number)})" if name else format_number(number)
+            for number, name in self.numbers
+        )
+        return f"Everyone tagged “{self.tag}”: {shown}."
+
+
+@dataclass
+class Expanded:
+    raw: str
+    tags: list[TagExpansion] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def expand_tags(team_id: int, raw: str) -> Expanded:
+    """`raw` with every `tag:NAME` entry replaced by the numbers of the team's contacts tagged
+    NAME (any case); a tag nobody has is a problem. Plain entries are left as typed."""
+    if "tag:" not in (raw or "").lower():
+        return Expanded(raw or "")
+    kept: list[str] = []
+    result = Expanded("")
+    for entry in _SEPARATORS.split(raw):
+        tagged = _TAG.match(entry)
+        if not tagged:
+            kept.append(entry)
+            continue
+        name = tagged["name"][:50]
+        if "\x00" in name:
+            result.problems.append("A tag name cannot contain a NUL character.")
+            continue
+        found = tagged_numbers(team_id, name)
+        if not found:
+            result.problems.append(f"No contact is tagged “{name}”.")
+            continue
+        result.tags.append(TagExpansion(name, found))
+        kept += [number for number, _ in found]
+    result.raw = "\n".join(kept)
     return result
 
 

@@ -6,7 +6,9 @@ Plain functions, usable without a request. A submission goes through these steps
    the team's usable connections that are theirs or shared with the team. ``find_sender`` picks
    one by id or phone number; ``sender_refusal`` explains why a number cannot send this message
    (fax, no SMS, toll-free or no MMS with files).
-2. ``recipients.parse_recipients(raw)``: numbers normalised to E.164, problems one by one.
+2. ``recipients.expand_tags(team_id, raw)``: ``tag:patients`` entries become the numbers of the
+   contacts tagged so; ``recipients.parse_recipients(raw)``: numbers normalised to E.164,
+   problems one by one.
 3. ``clean_text(text)`` / ``text_problems(text)``: line endings as the browser counts them,
    limits from messaging/ringcentral/limits.py.
 4. Files: ``uploads.ingest_upload`` (a Django upload), ``uploads.ingest_path`` (a file on disk)
@@ -40,13 +42,16 @@ from messaging.compose.drafts import (
 )
 from messaging.compose.recipients import (
     MAX_SEPARATE_RECIPIENTS,
+    TagExpansion,
     destination_problems,
+    expand_tags,
     parse_recipients,
 )
 from messaging.compose.senders import find_sender, sender_refusal
 from messaging.compose.uploads import ingest_path
 from messaging.consent import checks as consent_checks
 from messaging.consent import quiet_hours, team_settings
+from messaging.contacts.book import names_for
 from messaging.core.phones import format_number
 from messaging.models import (
     Attachment,
@@ -135,6 +140,9 @@ class Outgoing:
     # from this number went to yet.
     opt_out_suffix: str = ""
     first_contacts: set[str] = field(default_factory=set)
+    # Tags typed as recipients (`tag:patients`), expanded into these numbers: the page shows
+    # them before anything is queued.
+    tags: list[TagExpansion] = field(default_factory=list)
 
     def text_for(self, batch: Sequence[str]) -> str:
         """The text of the message to `batch`: with the opt-out line when it is the first
@@ -212,7 +220,9 @@ def prepare(
     if mode not in (Mode.SEPARATE, Mode.GROUP):
         errors["mode"].append("Choose how to send: separately or as one group message.")
     group = mode == Mode.GROUP
-    recipients = parse_recipients(to or "")
+    expanded = expand_tags(team.pk, to or "")
+    errors["to"] += expanded.problems
+    recipients = parse_recipients(expanded.raw)
     errors["to"] += recipients.problems
     if not recipients.problems:
         errors["to"] += [v.message for v in limits.check_recipients(len(recipients.numbers), group)]
@@ -231,6 +241,7 @@ def prepare(
                 recipients.numbers,
                 from_number=number.phone_number,
                 account_id=number.connection.account_id,
+                names_for=names_for,
             )
         ]
 
@@ -272,6 +283,7 @@ def prepare(
         duplicates=recipients.duplicates,
         opt_out_suffix=suffix,
         first_contacts=first,
+        tags=expanded.tags,
     )
 
 

@@ -47,7 +47,7 @@ from messaging.compose.drafts import (
     waiting_uploads,
 )
 from messaging.compose.forms import ComposeForm
-from messaging.compose.recipients import known_problems, parse_recipients
+from messaging.compose.recipients import expand_tags, known_problems, parse_recipients
 from messaging.compose.senders import last_used, sender_numbers, sender_refusal
 from messaging.compose.submission import (
     ComposeInvalid,
@@ -61,6 +61,7 @@ from messaging.compose.submission import (
 )
 from messaging.compose.uploads import ingest_upload, sizes_apart
 from messaging.consent.team_settings import opt_out_suffix
+from messaging.contacts.book import names_for
 from messaging.core.addresses import origin_of
 from messaging.core.files import serve_stored
 from messaging.core.phones import format_number
@@ -187,7 +188,7 @@ def _meter(drafts) -> dict:
     }
 
 
-def _render(request, membership, form, *, drafts=(), status=200, page_error=""):
+def _render(request, membership, form, *, drafts=(), status=200, page_error="", expanded=()):
     drafts = list(drafts)
     form_query = f"?form={form.form_key}"
     return render(
@@ -204,6 +205,8 @@ def _render(request, membership, form, *, drafts=(), status=200, page_error=""):
             "limits": limits.as_json(),
             "limits_summary": limits.supported_summary(),
             "page_error": page_error,
+            "expanded": list(expanded),
+            "contact_search_url": reverse("contact_search"),
             "default_region": settings.PHONE_DEFAULT_REGION,
             "compose_config": {
                 "uploadUrl": reverse("compose_upload") + form_query,
@@ -282,6 +285,8 @@ def _compose(request, membership):
         numbers=numbers,
         form_key=_form_key(request),
     )
+    if form.is_valid() and form.outgoing is not None and form.outgoing.tags:
+        return _show_expanded(request, membership, form, numbers)
     if form.is_valid() and form.outgoing is not None:
         created = submit(form.outgoing, origin=origin_of(request))
         messages.success(request, summary(form.outgoing, created))
@@ -298,6 +303,29 @@ def _compose(request, membership):
         return HttpResponseRedirect(_outbox_url(created))
     kept = _keep_as_drafts(membership, form, form.ingested)
     return _render(request, membership, form, drafts=list(form.drafts) + kept, status=400)
+
+
+def _show_expanded(request, membership, form, numbers):
+    """Tags typed as recipients are never queued unseen: the page comes back with the tags
+    replaced by their numbers, and says who they are, for a second press of the button."""
+    kept = _keep_as_drafts(membership, form, form.ingested)
+    outgoing = form.outgoing
+    initial = {
+        name: form.cleaned_data.get(name) for name in ("sender", "text", "mode", "fit_images")
+    }
+    initial["sender"] = str(outgoing.sender.pk)
+    initial["to"] = "\n".join(format_number(n) for n in outgoing.recipients)
+    shown = ComposeForm(
+        initial=initial, membership=membership, numbers=numbers, form_key=form.form_key
+    )
+    response = _render(
+        request,
+        membership,
+        shown,
+        drafts=list(form.drafts) + kept,
+        expanded=[t.sentence() for t in outgoing.tags],
+    )
+    return response
 
 
 def _recipient_warnings(membership, form) -> list[str]:
@@ -462,7 +490,9 @@ def check(request):
     drafts, gone = load_drafts(
         membership.user, membership.team, _form_key(request), data.getlist("uploads")
     )
-    parsed = parse_recipients(data.get("to", ""))
+    expanded = expand_tags(membership.team_id, data.get("to", ""))
+    parsed = parse_recipients(expanded.raw)
+    names = names_for(membership.team_id, parsed.numbers)
     try:
         prepare(
             membership,
@@ -482,7 +512,16 @@ def check(request):
         {
             "ok": not errors,
             "errors": errors,
-            "recipients": [{"number": n, "display": format_number(n)} for n in parsed.numbers],
+            "recipients": [
+                {
+                    "number": n,
+                    "display": f"{names[n]} ({format_number(n)})"
+                    if n in names
+                    else format_number(n),
+                }
+                for n in parsed.numbers
+            ],
+            "tags": [t.sentence() for t in expanded.tags],
             "duplicates": parsed.duplicates,
         }
     )

@@ -6,7 +6,7 @@ number T are the team's own (account blank) and account A's, for F itself or for
 a person opting a contact back in by hand lifts an older opt-out from any source.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.utils import timezone
@@ -68,12 +68,23 @@ class Refusal:
 
 
 def refusals(
-    team_id: int, numbers: Sequence[str], *, from_number: str, account_id: str = ""
+    team_id: int,
+    numbers: Sequence[str],
+    *,
+    from_number: str,
+    account_id: str = "",
+    names_for: Callable[[int, list[str]], dict[str, str]] | None = None,
 ) -> list[Refusal]:
-    """The opted-out numbers among `numbers`, in their order, each explained."""
+    """The opted-out numbers among `numbers`, in their order, each explained. `names_for`
+    (the address book's, from rooms above) names the contacts in the sentences."""
     found = opted_out(team_id, numbers, from_number=from_number, account_id=account_id)
+    names = names_for(team_id, list(found)) if names_for and found else {}
     return [
-        Refusal(number, found[number], explain(number, found[number], from_number))
+        Refusal(
+            number,
+            found[number],
+            explain(number, found[number], from_number, name=names.get(number, "")),
+        )
         for number in dict.fromkeys(numbers)
         if number in found
     ]
@@ -92,7 +103,7 @@ def refused_at_send(message) -> list[Refusal]:
     )
 
 
-def explain(number: str, record: ConsentRecord, from_number: str) -> str:
+def explain(number: str, record: ConsentRecord, from_number: str, *, name: str = "") -> str:
     """ "Pat Doe (+1 650-555-0150) opted out of texts from +1 650-555-0100 on 2026-12-01
     (replied STOP).\""""
     if record.from_number == EVERY_NUMBER:
@@ -102,13 +113,12 @@ def explain(number: str, record: ConsentRecord, from_number: str) -> str:
     else:
         sender = format_number(record.from_number or from_number)
     day = timezone.localdate(record.changed_at).isoformat()
-    return f"{_who(number)} opted out of texts from {sender} on {day} ({_why(record)})."
+    return f"{_who(number, name)} opted out of texts from {sender} on {day} ({_why(record)})."
 
 
-def _who(number: str) -> str:
-    """Who a number is, for a sentence: the number as people read it (the address book adds the
-    contact's name here)."""
-    return format_number(number)
+def _who(number: str, name: str = "") -> str:
+    """Who a number is, for a sentence: "Pat Doe (+1 650-555-0150)", or the number alone."""
+    return f"{name} ({format_number(number)})" if name else format_number(number)
 
 
 def _why(record: ConsentRecord) -> str:

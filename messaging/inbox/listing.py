@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Exists, F, FilteredRelation, OuterRef, Prefetch, Q, Value
 from django.db.models.functions import Coalesce
 
+from messaging.contacts.book import numbers_matching
 from messaging.models import (
     Attachment,
     Conversation,
@@ -80,7 +81,8 @@ def conversations(membership, *, filter_key: str = "open", search: str = ""):
         queryset = queryset.filter(assignee__isnull=True, state=ConversationState.OPEN)
     search = " ".join((search or "").split())[:MAX_SEARCH_LENGTH]
     if search:
-        queryset = queryset.filter(search_q(search))
+        named = numbers_matching(team.pk, search)
+        queryset = queryset.filter(search_q(search) | Q(contact_key__in=named))
     return queryset
 
 

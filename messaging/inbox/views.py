@@ -28,6 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from messaging.compose import media
 from messaging.compose.submission import ComposeInvalid
 from messaging.consent import quiet_hours
+from messaging.contacts.book import contacts_for, names_for
 from messaging.core.addresses import origin_of
 from messaging.core.files import serve_stored
 from messaging.core.phones import format_number
@@ -101,15 +102,28 @@ def _list_context(request, membership) -> dict:
     }
 
 
+def _with_names(numbers, names: dict[str, str]) -> str:
+    """Numbers as people read them, each after its contact's name when the team has one."""
+    return ", ".join(
+        f"{names[n]} ({format_number(n)})" if n in names else format_number(n) for n in numbers
+    )
+
+
 def _rows(conversations) -> list[dict]:
     """The list's rows with their text ready: the page lists fifty, so the template does no
-    work per row beyond placing strings."""
+    work per row beyond placing strings. Contact names come in one query for the page."""
     thread_url = reverse("inbox_thread", args=[0])[: -len("0/")]
+    conversations = list(conversations)
+    names = (
+        names_for(conversations[0].team_id, [n for c in conversations for n in c.contact_numbers])
+        if conversations
+        else {}
+    )
     return [
         {
             "pk": c.pk,
             "url": f"{thread_url}{c.pk}/",
-            "contact": ", ".join(format_number(n) for n in c.contact_numbers),
+            "contact": _with_names(c.contact_numbers, names),
             "unread": c.unread,
             "preview": c.last_preview,
             "ours": c.last_direction == "outbound",
@@ -200,11 +214,14 @@ def _thread_context(membership, conversation: Conversation, *, reply_form=None) 
     thread = listing.thread(conversation)
     number = reply.reply_number(membership, conversation)
     items = [_item(kind, obj) for kind, obj in thread.items]
+    known = contacts_for(conversation.team_id, conversation.contact_numbers)
+    names = {n: name for n, (_, name) in known.items() if name}
     return {
         "team": membership.team,
         "membership": membership,
         "conversation": conversation,
-        "contact": ", ".join(format_number(n) for n in conversation.contact_numbers),
+        "contact": _with_names(conversation.contact_numbers, names),
+        "contact_links": _contact_links(conversation.contact_numbers, known),
         "items": items,
         "earlier": thread.earlier,
         "can_act": membership.can(Role.SENDER),
@@ -222,6 +239,20 @@ def _thread_context(membership, conversation: Conversation, *, reply_form=None) 
         "version": _thread_version(conversation),
         "accept": media.ACCEPT,
     }
+
+
+def _contact_links(numbers, known: dict) -> list[dict]:
+    """Each number of the conversation with its contact's page, or the form to add it."""
+    links = []
+    for number in numbers:
+        if number in known:
+            pk, name = known[number]
+            url = reverse("contact_detail", args=[pk])
+            links.append({"url": url, "label": name or format_number(number), "known": True})
+        else:
+            url = reverse("contact_new") + "?" + urlencode({"number": number})
+            links.append({"url": url, "label": format_number(number), "known": False})
+    return links
 
 
 def _item(kind: str, obj) -> dict:

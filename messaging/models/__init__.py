@@ -8,6 +8,7 @@ drafts      DraftAttachment: files on the compose page before their message exis
 files       StoredFile: what a draft and an attachment both record of a checked file (abstract)
 consent     ConsentRecord (one contact number towards one sender scope) and its
             ConsentChanges; TeamMessagingSettings (quiet hours, the opt-out line)
+contacts    Contact, its ContactNumbers and Tags; ImportJob and its ImportProblems
 inbox       Conversation, ConversationMessage (both directions), InboxFile, ConversationNote,
             ConversationRead, InboxSync, Notification
 tracking    TrackingPace and WebhookSubscription (delivery reports)
@@ -22,6 +23,7 @@ from .consent import (
     ConsentState,
     TeamMessagingSettings,
 )
+from .contacts import Contact, ContactNumber, ImportJob, ImportProblem, ImportStatus, Tag
 from .drafts import DraftAttachment
 from .inbox import (
     Conversation,
@@ -66,6 +68,8 @@ __all__ = [
     "ConsentRecord",
     "ConsentSource",
     "ConsentState",
+    "Contact",
+    "ContactNumber",
     "Conversation",
     "ConversationMessage",
     "ConversationNote",
@@ -74,6 +78,9 @@ __all__ = [
     "Direction",
     "FileState",
     "InboxEmails",
+    "ImportJob",
+    "ImportProblem",
+    "ImportStatus",
     "InboxFile",
     "InboxSync",
     "MessageSource",
@@ -94,6 +101,7 @@ __all__ = [
     "Role",
     "SendAttempt",
     "SenderNumber",
+    "Tag",
     "Team",
     "TeamMessagingSettings",
     "TrackingPace",

@@ -293,6 +293,10 @@ def test_pages_for_visitors_pass_the_checks(page):
 
 
 def test_pages_for_members_pass_the_checks(page, sign_in, alice, team, office):
+    from messaging.models import Contact, ContactNumber
+
+    contact = Contact.objects.create(team=team, name="Ann Lee", custom_fields={"Plan": "gold"})
+    ContactNumber.objects.create(contact=contact, team=team, number="+16505550111")
     sign_in(page, alice, team)
     for path in (
         "/dashboard/",
@@ -304,6 +308,10 @@ def test_pages_for_members_pass_the_checks(page, sign_in, alice, team, office):
         "/ringcentral/",
         "/consent/",
         "/consent/settings/",
+        "/contacts/",
+        "/contacts/new/",
+        f"/contacts/{contact.pk}/",
+        "/contacts/import/",
     ):
         check(page, path)
 

@@ -184,6 +184,28 @@ def test_quiet_hours_run_across_midnight_in_the_team_zone(team):
     assert window.describe() == "21:00–08:00 America/Chicago"
 
 
+def test_quiet_hours_follow_the_contacts_own_time_zone_when_known(team):
+    from messaging.contacts import book
+
+    TeamMessagingSettings.objects.create(
+        team=team, quiet_hours_enabled=True, time_zone="America/Chicago"
+    )
+    book.save(
+        team,
+        None,
+        fields={"name": "Pat Doe", "time_zone": "America/Los_Angeles"},
+        numbers=[(PAT, "mobile")],
+        tag_names=[],
+    )
+    # 22:30 in Chicago is 20:30 in Los Angeles: quiet for the team, not yet for Pat.
+    moment = datetime(2026, 12, 7, 22, 30, tzinfo=ZoneInfo("America/Chicago"))
+
+    assert not quiet_hours.inside(team, PAT, moment)
+    assert quiet_hours.inside(team, "+16505550199", moment)
+    assert quiet_hours.window_for(team, PAT).describe() == "21:00–08:00 America/Los_Angeles"
+    assert quiet_hours.warning(team, [PAT], moment) == ""
+
+
 def test_a_team_without_quiet_hours_never_waits(team):
     assert quiet_hours.window_for(team, PAT) is None
     assert quiet_hours.warning(team, [PAT]) == ""

@@ -1,8 +1,8 @@
 """Quiet hours: a team's daily window in which automated sends wait.
 
 `window_for(team, number)` is the one place that decides which window applies to a contact:
-today the team's own window in the team's time zone; a contact's own time zone, once the
-address book knows it, is read here and nowhere else. Automated senders (scheduled messages,
+the team's own window, in the contact's time zone when the address book knows it, else in the
+team's time zone. Automated senders (scheduled messages,
 campaigns) ask `next_allowed` before releasing a message; a person's own message goes anyway,
 and compose shows `warning`.
 """
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.utils import timezone
 
 from messaging.consent.team_settings import settings_for, zone_of
+from messaging.models import ContactNumber
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,31 @@ class Window:
         return f"{self.start:%H:%M}–{self.end:%H:%M} {self.zone.key}"
 
 
-def window_for(team, number: str, *, team_settings=None) -> Window | None:
+def window_for(team, number: str, *, team_settings=None, zones=None) -> Window | None:
     """The quiet hours that apply to texting `number` from `team`, or None when it has none.
-    `team_settings`: the team's settings when the caller has read them already (many numbers)."""
+    `team_settings` and `zones` (`contact_zones`): what the caller has read already for many
+    numbers."""
     found = team_settings or settings_for(team)
     if not found.quiet_hours_enabled:
         return None
-    return Window(_as_time(found.quiet_start), _as_time(found.quiet_end), zone_of(found))
+    if zones is None:
+        zones = contact_zones(team, [number])
+    zone = zones.get(number) or zone_of(found)
+    return Window(_as_time(found.quiet_start), _as_time(found.quiet_end), zone)
+
+
+def contact_zones(team, numbers) -> dict[str, ZoneInfo]:
+    """The time zone of each of `numbers` whose contact has a valid one, in one query."""
+    zones = {}
+    rows = ContactNumber.objects.filter(
+        team_id=getattr(team, "pk", team), number__in=list(numbers)
+    ).exclude(contact__time_zone="")
+    for number, name in rows.values_list("number", "contact__time_zone"):
+        try:
+            zones[number] = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return zones
 
 
 def inside(team, number: str, at: datetime | None = None) -> bool:
@@ -74,7 +93,9 @@ def warning(team, numbers, at: datetime | None = None) -> str:
     found = settings_for(team)
     if not found.quiet_hours_enabled:
         return ""
-    windows = [window_for(team, n, team_settings=found) for n in numbers]
+    numbers = list(numbers)
+    zones = contact_zones(team, numbers)
+    windows = [window_for(team, n, team_settings=found, zones=zones) for n in numbers]
     quiet = [w for w in windows if w is not None and w.contains(at)]
     if not quiet:
         return ""

@@ -160,6 +160,8 @@ def test_the_contact_page_shows_conversations_messages_and_consent_history(
     assert "Someone else" not in page
     assert "Opted in" in page and "STOP" in page and "alice@example.com" in page
     assert OutboundMessage.objects.count() == 2
+    # Team admins (alice) are led to change it by hand.
+    assert "/consent/?number=%2B16505550101" in page
 
 
 def test_search_suggests_contacts_and_tags(bob_client, team):

@@ -36,6 +36,7 @@ files.py holds what the steps share: ``MediaFile``, the errors and the accepted 
 """
 
 from messaging.compose.media.cleaning import ingest, thumbnail
+from messaging.compose.media.cost import DEFAULT_BUDGET, Budget
 from messaging.compose.media.files import (
     ACCEPT,
     MAX_IMAGE_PIXELS,
@@ -57,10 +58,12 @@ from messaging.compose.media.sniffing import Sniffed, sniff
 
 __all__ = [
     "ACCEPT",
+    "DEFAULT_BUDGET",
     "MAX_IMAGE_PIXELS",
     "MAX_NAME_CHARS",
     "MIN_IMAGE_BYTES",
     "THUMBNAIL_EDGE",
+    "Budget",
     "FitError",
     "MediaError",
     "MediaFile",

@@ -155,6 +155,7 @@ def shrink(file: MediaFile, target: int, budget: cost.Budget = cost.DEFAULT_BUDG
                 if area <= smallest * 1.01:
                     break
                 guess = smallest
+        guess = min(guess, full)
         if fits_at and not fits_at < guess < too_big_at:
             guess = (fits_at + min(too_big_at, full)) / 2
         if too_big_at - fits_at < 0.01 * too_big_at:
@@ -237,7 +238,9 @@ def fit_to_budget(
         second = [
             (index, results[index].size + more)
             for index, more in zip(reduced, extra, strict=True)
-            if more > 0.1 * results[index].size
+            # Less is not worth a second decode (and an image decoded at reduced scale, which
+            # may stop short of its share, could not use it).
+            if more > 0.15 * results[index].size
         ]
         candidates = shrink_all([(files[i], t) for i, t in second])
         for (index, _), candidate in zip(second, candidates, strict=True):

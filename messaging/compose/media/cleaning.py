@@ -19,6 +19,7 @@ from messaging.compose.media.decoding import (
     _is_animated,
     _load,
     _orientation,
+    _reduced,
     open_image,
 )
 from messaging.compose.media.files import (
@@ -69,6 +70,8 @@ def ingest(
             return _ingest(shown, data, strip_metadata, budget)
     except MediaError as error:
         raise _named(error, shown) from None
+    except MemoryError:
+        raise  # the process' memory limit: its caller says so
     except Exception:
         # Decoders meet hostile bytes here; whatever they raise, the user gets a refusal, not
         # a server error. Logged, because it also means a case the checks above did not name.
@@ -316,9 +319,10 @@ def _encode_upright(
 def _preview(image: Image.Image) -> bytes | None:
     """A JPEG preview of a decoded image, at most ``THUMBNAIL_EDGE`` pixels on its longer side.
 
-    Pillow's ``thumbnail`` reduces in place, so the full-size pixels are released as it goes.
+    Large pictures are box-reduced first (``_reduced``), never copied at full size.
     """
     try:
+        image = _reduced(image, int(max(image.size) / THUMBNAIL_EDGE / 2))
         image.thumbnail((THUMBNAIL_EDGE, THUMBNAIL_EDGE), Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
         _flatten(image).convert("RGB").save(buffer, "JPEG", quality=80)

@@ -13,8 +13,8 @@ it is over the ``Budget``:
   JPEG keeps for the whole picture whatever size it is decoded at.
 
 GIF, PNG, WebP, TIFF and JPEG are measured from their bytes alone (frames counted by walking
-the structure, never by decoding, and never past what the budget allows); HEIC, AVIF and BMP
-from what Pillow read of their header (``from_image``).
+the structure, never by decoding, and never past ``MAX_FRAMES`` + 1); HEIC, AVIF and BMP from
+what Pillow read of their header (``from_image``).
 """
 
 from __future__ import annotations
@@ -123,7 +123,6 @@ def from_bytes(data: bytes, budget: Budget = DEFAULT_BUDGET) -> Cost | None:
     """The cost of a GIF, PNG, WebP, TIFF or JPEG from its bytes, checked against ``budget``;
     None for other formats (measured by ``from_image`` once Pillow has read the header).
 
-    Frames are counted only as far as the budget allows: the count stops once it is over.
     Raises MediaError when the structure does not add up or the cost is over the budget.
     """
     measure = next((m for signature, m in _MEASURES if data.startswith(signature)), None)
@@ -132,7 +131,9 @@ def from_bytes(data: bytes, budget: Budget = DEFAULT_BUDGET) -> Cost | None:
     if measure is None:
         return None
     try:
-        measured = measure(data, budget)
+        measured = measure(data)
+    except MediaError:
+        raise
     except (struct.error, IndexError, ValueError):
         raise _damaged("image") from None
     return check(measured, budget)
@@ -147,19 +148,14 @@ def from_image(image, mime: str, label: str, budget: Budget = DEFAULT_BUDGET) ->
     return check(_cost(mime, label, width, height, frames), budget)
 
 
-def _most_frames(width: int, height: int, budget: Budget) -> int:
-    """How many frames of this size the budget allows (counting stops one past it)."""
-    return min(MAX_FRAMES, budget.pixels // max(1, width * height))
-
-
 # GIF -------------------------------------------------------------------------------------------
 
 
-def _gif(data: bytes, budget: Budget) -> Cost:
+def _gif(data: bytes) -> Cost:
     if len(data) < 13:
         raise _damaged("GIF image")
     width, height = struct.unpack("<HH", data[6:10])
-    most = _most_frames(width, height, budget)
+    most = MAX_FRAMES
     packed = data[10]
     i = 13 + (3 * (2 ** ((packed & 7) + 1)) if packed & 0x80 else 0)
     n, frames = len(data), 0
@@ -190,7 +186,7 @@ def _gif(data: bytes, budget: Budget) -> Cost:
 # PNG -------------------------------------------------------------------------------------------
 
 
-def _png(data: bytes, budget: Budget) -> Cost:
+def _png(data: bytes) -> Cost:
     if len(data) < 33 or data[12:16] != b"IHDR":
         raise _damaged("PNG image")
     width, height = struct.unpack(">II", data[16:24])
@@ -213,7 +209,7 @@ def _png(data: bytes, budget: Budget) -> Cost:
 # WebP ------------------------------------------------------------------------------------------
 
 
-def _webp(data: bytes, budget: Budget) -> Cost:
+def _webp(data: bytes) -> Cost:
     """Canvas size from VP8X (or the one bitstream's header), frames by counting ANMF chunks.
 
     Measured before Pillow opens the file: its decoder allocates two whole canvases on open.
@@ -232,7 +228,7 @@ def _webp(data: bytes, budget: Budget) -> Cost:
         height = int.from_bytes(data[28:30], "little") & 0x3FFF
     else:
         raise _damaged("WebP image")
-    most = _most_frames(width, height, budget)
+    most = MAX_FRAMES
     frames, i, end = 0, 12, min(len(data), int.from_bytes(data[4:8], "little") + 8)
     while i + 8 <= end and frames <= most:
         size = int.from_bytes(data[i + 4 : i + 8], "little")
@@ -245,9 +241,9 @@ def _webp(data: bytes, budget: Budget) -> Cost:
 # TIFF ------------------------------------------------------------------------------------------
 
 
-def _tiff(data: bytes, budget: Budget) -> Cost:
-    """Every page's size, walking the chain of image directories (never past the budget, and
-    a chain that loops is a damaged file)."""
+def _tiff(data: bytes) -> Cost:
+    """Every page's size, walking the chain of image directories (a chain that loops is a
+    damaged file)."""
     order = "<" if data[:2] == b"II" else ">"
     big = struct.unpack(order + "H", data[2:4])[0] == 43
     if big:
@@ -285,7 +281,7 @@ def _tiff(data: bytes, budget: Budget) -> Cost:
         pixels += page_w * page_h
         if page_w * page_h > width * height:
             width, height = page_w, page_h
-        if pages > MAX_FRAMES or pixels > budget.pixels:
+        if pages > MAX_FRAMES:
             break
         next_at = start + count * entry
         offset = struct.unpack(order + offset_fmt, data[next_at : next_at + offset_size])[0]
@@ -307,7 +303,7 @@ _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 
 _PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}
 
 
-def _jpeg(data: bytes, budget: Budget) -> Cost:
+def _jpeg(data: bytes) -> Cost:
     """Size and components from the frame header; scans counted by walking the file.
 
     A JPEG in several scans (every progressive one) is decoded through a buffer of all its

@@ -37,6 +37,8 @@ def open_image(data: bytes, budget: cost.Budget = cost.DEFAULT_BUDGET) -> Image.
             # Only the header is read here; the size check below gives the clearer message.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
+    except MemoryError:
+        raise
     except Image.DecompressionBombError:
         raise MediaError(
             "{name} declares an enormous picture size, which is refused to protect the server. "
@@ -70,7 +72,7 @@ def _load(image: Image.Image, kind: str) -> None:
                 image.load()
             if frames > 1:
                 image.seek(0)
-    except MediaError:
+    except (MediaError, MemoryError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise cost.too_large(*image.size) from None
@@ -83,6 +85,10 @@ def _is_animated(image: Image.Image) -> bool:
 
 
 def _orientation(image: Image.Image) -> int:
+    if image.format == "PNG" and "exif" not in image.info:
+        # Pillow would decode the whole PNG to look for EXIF after the pixels; an orientation
+        # there is one no viewer applies either.
+        return 1
     try:
         with warnings.catch_warnings():
             # Pillow warns about damaged EXIF blocks; they are metadata we drop anyway.
@@ -102,6 +108,22 @@ def _has_alpha(image: Image.Image) -> bool:
     if image.mode == "P" and "transparency" in image.info:
         return image.convert("RGBA").getextrema()[-1][0] < 255
     return False
+
+
+def _reduced(image: Image.Image, factor: int) -> Image.Image:
+    """``image.reduce(factor)`` a strip at a time where Pillow would first make a full-size
+    premultiplied copy (pictures with transparency): the extra memory is one strip's."""
+    if factor < 2:
+        return image
+    if image.mode not in ("RGBA", "LA"):
+        return image.reduce(factor)
+    width, height = image.size
+    out = Image.new(image.mode, (-(-width // factor), -(-height // factor)))
+    rows = max(1, 4_000_000 // max(1, width) // factor) * factor
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(height, top + rows)))
+        out.paste(strip.reduce(factor), (0, top // factor))
+    return out
 
 
 def _flatten(image: Image.Image) -> Image.Image:

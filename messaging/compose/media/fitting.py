@@ -9,7 +9,14 @@ from collections.abc import Callable, Sequence
 from PIL import Image
 
 from messaging.compose.media import cost
-from messaging.compose.media.decoding import _flatten, _for_png, _has_alpha, _load, open_image
+from messaging.compose.media.decoding import (
+    _flatten,
+    _for_png,
+    _has_alpha,
+    _load,
+    _reduced,
+    open_image,
+)
 from messaging.compose.media.files import FitError, MediaError, MediaFile, _label, _violation
 from messaging.compose.media.names import with_extension
 from messaging.ringcentral import limits
@@ -86,8 +93,7 @@ def _decode(data: bytes, label: str, pixels: float, most_pixels: float, budget: 
             image = _for_png(image).convert("RGBA") if alpha else _flatten(image)
         # Box-reduce whole factors first: fast, and the full-size pixels are let go at once.
         factor = int(math.sqrt(image.size[0] * image.size[1] / max(most_pixels, 1)))
-        if factor >= 2:
-            image = image.reduce(factor)
+        image = _reduced(image, factor)
         base = image.convert("RGBA") if alpha else _flatten(image).convert("RGB")
     return base, original_size, alpha, reduced_decode
 

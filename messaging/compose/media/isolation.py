@@ -10,7 +10,8 @@ a fork, not an interpreter start, and the parent's threads, sockets and database
 never copied into the child. The child sets its own limits before it touches the file:
 
 - memory: ``RLIMIT_AS`` at what it has mapped already plus ``Limits.memory`` (malloc is kept to
-  one arena so that threads do not reserve address space they never use);
+  one arena, so that threads do not reserve address space they never use, and gives large
+  blocks back when they are freed);
 - CPU: ``RLIMIT_CPU`` at ``Limits.cpu_seconds`` (the kernel stops it with SIGXCPU, then SIGKILL);
 - and the parent waits ``Limits.wall_seconds`` at most, then kills it.
 
@@ -100,13 +101,18 @@ def _status(field_name: str) -> int:
     return 0
 
 
-def _one_arena() -> None:
+def _malloc_for_pictures() -> None:
+    """One malloc arena (threads reserve none of their own), and every large block in its own
+    mapping, returned to the system when freed: decoding a picture twice then needs the room
+    of one, not of two fragmented ones."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-8, 1)  # M_ARENA_MAX
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD (fixed: no longer grows with use)
 
 
 def _apply(limits: Limits) -> None:
-    _one_arena()
+    _malloc_for_pictures()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     used = resource.getrusage(resource.RUSAGE_SELF)
     cpu = int(used.ru_utime + used.ru_stime) + limits.cpu_seconds

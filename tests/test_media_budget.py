@@ -172,3 +172,34 @@ def test_steps_side_by_side_each_give_their_own_result_or_refusal():
     )
     assert results[0] == 1000 and results[2] == 2000
     assert isinstance(results[1], media.MediaError)
+
+
+# --- Through the compose page ------------------------------------------------------------------
+
+UPLOAD = "/messages/compose/upload/?form=5d1c2b8e-6f1a-4c59-9d2e-0b7f1c3a4e51"
+
+
+@pytest.mark.django_db
+def test_uploading_the_hostile_gif_gets_a_400_that_names_the_file_and_the_budget(bob_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    gif = SimpleUploadedFile("party.gif", samples.gif_screen_bomb(), "image/gif")
+    response = bob_client.post(UPLOAD, {"file": gif})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.startswith("“party.gif” is 7,000 × 7,000 pixels with 400 frames")
+    assert "megapixels in all frames together" in error
+
+
+@pytest.mark.django_db
+def test_the_memory_setting_sets_the_header_budget_of_an_upload(bob_client, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.COMPOSE_MEDIA_MEMORY_LIMIT = 5_000_000
+    photo = SimpleUploadedFile("IMG_1.jpg", samples.jpeg(1600, 1200), "image/jpeg")
+    response = bob_client.post(UPLOAD, {"file": photo})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(
+        "“IMG_1.jpg” (JPEG image, 1,600 × 1,200 pixels) needs about 8 MB of memory to open; "
+        "the portal gives one file 4 MB."
+    )

@@ -24,6 +24,7 @@ import struct
 from dataclasses import dataclass
 
 from messaging.compose.media.files import MAX_FRAMES, MAX_IMAGE_PIXELS, MediaError, _damaged
+from messaging.compose.media.rebuilding import END_OF_SCAN
 
 # Pillow keeps a colour pixel in four bytes (RGB included), a grey or palette pixel in one.
 BYTES_PER_PIXEL = 4
@@ -350,19 +351,9 @@ def _jpeg(data: bytes) -> Cost:
                     "no camera or editor makes and which takes very long to open. Save it again "
                     "as an ordinary JPEG."
                 )
-            # Skip the entropy-coded data: up to the next marker that is not a stuffed 0xFF00
-            # or a restart marker.
-            while True:
-                j = data.find(b"\xff", i)
-                if j < 0 or j + 1 >= n:
-                    i = n
-                    break
-                following = data[j + 1]
-                if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
-                    i = j + 1 if following == 0xFF else j + 2
-                    continue
-                i = j
-                break
+            # Skip the entropy-coded data, up to the marker that ends it.
+            found = END_OF_SCAN.search(data, i)
+            i = found.start() if found else n
     if not width or not height or not components:
         raise _damaged("JPEG image")
     extra = 0

@@ -33,6 +33,8 @@ PROBE_PIXELS = 250_000
 # Bytes a pixel of a photo takes at FIT_QUALITY, on the heavy side: a JPEG is first decoded
 # at the scale this suggests, and again larger only when the picture turns out to need fewer.
 PHOTO_BYTES_PER_PIXEL = 0.2
+# How a photo's bytes a pixel fall as it keeps more pixels (see _pixels_for).
+SCALING = 0.1
 # A share smaller than this cannot hold a useful photo; fitting refuses instead of sending stamps.
 MIN_IMAGE_BYTES = 12_000
 
@@ -98,6 +100,18 @@ def _decode(data: bytes, label: str, pixels: float, most_pixels: float, budget: 
     return base, original_size, alpha, reduced_decode
 
 
+def _pixels_for(target: int, probe_bytes: int, probe_dims: tuple[int, int]) -> float:
+    """Pixels that should make about 95 % of ``target`` bytes, from a probe encode.
+
+    A photo takes fewer bytes a pixel the more pixels it keeps (finer detail is lost to
+    downscaling first): about as the pixel count to the power of -SCALING, which puts the first
+    try near the answer instead of a third below it."""
+    probe_pixels = probe_dims[0] * probe_dims[1]
+    per_pixel = probe_bytes / probe_pixels
+    wanted = (0.95 * target / (per_pixel * probe_pixels**SCALING)) ** (1 / (1 - SCALING))
+    return max(wanted, 1.0)
+
+
 def shrink(file: MediaFile, target: int, budget: cost.Budget = cost.DEFAULT_BUDGET) -> MediaFile:
     """``file`` scaled down and re-encoded to at most ``target`` bytes, as large as fits.
 
@@ -120,15 +134,16 @@ def shrink(file: MediaFile, target: int, budget: cost.Budget = cost.DEFAULT_BUDG
     pixels = float(min(base.size[0] * base.size[1], most_pixels))
     probe_dims = _dimensions(base.size, min(pixels, PROBE_PIXELS))
     probe = _encode_fitted(base, probe_dims, fmt, FIT_QUALITY)
-    wanted = min(most_pixels, target / (len(probe) / (probe_dims[0] * probe_dims[1])) * 0.95)
+    wanted = min(most_pixels, _pixels_for(target, len(probe), probe_dims))
     if reduced and wanted > 1.1 * base.size[0] * base.size[1]:
         # A picture that compresses well: decode it again, larger.
         base, original_size, alpha, reduced = _decode(data, file.label, wanted, most_pixels, budget)
     del data
     # The first encode, at a modest size, told how many bytes a pixel of this picture costs,
     # so that the search starts near the answer instead of encoding the whole picture.
-    pixels = min(float(base.size[0] * base.size[1]), wanted)
     full = float(base.size[0] * base.size[1])
+    # Close to the decoded size, try that size itself: no resampling at all.
+    pixels = full if wanted >= 0.85 * full else wanted
     quality, best, tried = FIT_QUALITY, None, set()
     # Pixel counts known to fit and known to be too big at this quality. Resampling changes how
     # well a picture compresses, so the size is not smooth in the pixel count: estimates that

@@ -203,3 +203,16 @@ def test_the_memory_setting_sets_the_header_budget_of_an_upload(bob_client, sett
         "“IMG_1.jpg” (JPEG image, 1,600 × 1,200 pixels) needs about 8 MB of memory to open; "
         "the portal gives one file 4 MB."
     )
+
+
+def _check_in_worker(data: bytes) -> str:
+    return uploads.ingest_source("wave.gif", data).content_type
+
+
+def test_a_file_is_checked_in_a_child_from_a_celery_prefork_worker_too():
+    import billiard
+
+    # A worker started afresh, as Celery's are before any upload is checked: a fork of this
+    # process would share the forkserver this process started, which a worker never does.
+    with billiard.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(_check_in_worker, (samples.gif_animated(),)) == "image/gif"

@@ -7,7 +7,8 @@ process that asked (a web worker, a Celery worker, the command line) growing or 
 How: one short-lived child per step, forked from multiprocessing's *forkserver* (a clean
 single-threaded process started once per parent, with Pillow already imported), so a step costs
 a fork, not an interpreter start, and the parent's threads, sockets and database connections are
-never copied into the child. The child sets its own limits before it touches the file:
+never copied into the child. It works the same from gunicorn, ``runserver``, the command line,
+the tests and a Celery prefork worker. The child sets its own limits before it touches the file:
 
 - memory: ``RLIMIT_AS`` at what it has mapped already plus ``Limits.memory`` (malloc is kept to
   one arena, so that threads do not reserve address space they never use, and gives large
@@ -36,6 +37,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from multiprocessing.process import AuthenticationString
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +191,30 @@ def _forkserver():
         return _context
 
 
+_start_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _children_allowed():
+    """Celery's prefork workers (billiard) stand in for the standard library's current process
+    and say they are daemonic, and it then refuses to start any child, to keep children from
+    outliving their parent. ``run`` never lets one: it joins or kills its child before it
+    returns. So the flag is lifted while a child starts (under ``_start_lock``)."""
+    config = multiprocessing.current_process()._config
+    daemonic = config.pop("daemon", None)
+    authkey = config.get("authkey")
+    if authkey is not None and not isinstance(authkey, AuthenticationString):
+        # billiard's own key type refuses the standard library's pickler; the bytes are the same.
+        config["authkey"] = AuthenticationString(bytes(authkey))
+    try:
+        yield
+    finally:
+        if daemonic is not None:
+            config["daemon"] = daemonic
+        if authkey is not None:
+            config["authkey"] = authkey
+
+
 class Stopped(MediaError):
     """A step was stopped by its limits (or its child died); the message says which."""
 
@@ -223,11 +249,13 @@ def run(
     with _slots, tempfile.TemporaryDirectory(prefix="mmsportal-media-") as workdir:
         context = _forkserver()
         receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(
-            target=_child, args=(sender, limits, workdir, step, args), daemon=True
-        )
         began = time.monotonic()
-        child.start()
+        with _start_lock, _children_allowed():
+            # Made here: a process copies its parent's settings (the key included) when made.
+            child = context.Process(
+                target=_child, args=(sender, limits, workdir, step, args), daemon=True
+            )
+            child.start()
         sender.close()
         answer = None
         try:

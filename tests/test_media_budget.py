@@ -56,7 +56,7 @@ def test_a_progressive_jpeg_is_refused_when_its_coefficients_need_too_much_memor
     message = refusal("poster.jpg", data)
     # 49 megapixels at 4 bytes, and 2 bytes for each of 3 full-size components.
     assert "(progressive JPEG image, 7,000 × 7,000 pixels) needs about 490 MB" in message
-    assert "gives one file 240 MB" in message
+    assert "gives one file 240 MB. Save it as an ordinary (not progressive) JPEG" in message
 
 
 def test_a_jpeg_of_150_scans_is_refused():
@@ -77,6 +77,17 @@ def test_a_webp_canvas_of_16000_pixels_a_side_is_refused():
 def test_a_heic_declaring_81_megapixels_is_refused_with_its_size():
     data = samples.with_heic_size(samples.heic(64, 64), 9000, 9000)
     assert "9,000 × 9,000 pixels (81 megapixels)" in refusal("IMG_1.heic", data)
+
+
+def test_a_48_megapixel_heic_is_refused_for_the_memory_its_decoding_needs():
+    data = samples.with_heic_size(samples.heic(64, 64), 8064, 6048)
+    assert refusal("IMG_2.heic", data) == (
+        "“IMG_2.heic” (HEIC photo, 8,064 × 6,048 pixels) needs about 391 MB of memory to open; "
+        "the portal gives one file 240 MB. Save it as a JPEG or a smaller copy, and attach that."
+    )
+    roomier = media.Budget(pixels=BUDGET.pixels, memory=400_000_000)
+    with pytest.raises(media.MediaError, match="damaged"):  # past the budget: decoded (and bad)
+        media.ingest("IMG_2.heic", data, budget=roomier)
 
 
 def test_a_heic_of_three_large_images_is_refused_for_their_total():

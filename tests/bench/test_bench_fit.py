@@ -76,7 +76,10 @@ base = status("VmRSS")
 cpu = time.process_time()
 start = time.perf_counter()
 def check(path):
-    return uploads.ingest_source(Path(path).name, path, on_usage=children.append)
+    checked = uploads.ingest_source(Path(path).name, path, on_usage=children.append)
+    # Stored as a draft at once, as the upload view does: the web process keeps no bytes.
+    checked._data, checked.path = None, path
+    return checked
 
 with ThreadPoolExecutor(side_by_side) as pool:
     files = list(pool.map(check, paths))
@@ -84,8 +87,6 @@ result["ingest_seconds"] = time.perf_counter() - start
 result["ingest_cpu"] = sum(u.cpu_seconds for u in children)
 result["ingest_child_peak"] = max(u.peak_bytes for u in children)
 result["ingest_rss_peak"] = status("VmHWM") - base
-for f, p in zip(files, paths):
-    f._data, f.path = None, p  # as a stored draft: the web process holds no bytes
 
 children.clear()
 reset_peak()

@@ -99,11 +99,12 @@ def check(cost: Cost, budget: Budget) -> Cost:
             "make it smaller."
         )
     if cost.memory > budget.memory:
+        instead = "an ordinary (not progressive) JPEG" if "JPEG" in cost.label else "a JPEG"
         raise MediaError(
             f"{{name}} ({cost.label}, {cost.width:,} × {cost.height:,} pixels) needs about "
             f"{math.ceil(cost.memory / 1e6):,} MB of memory to open; the portal gives one file "
-            f"{budget.memory // 1_000_000:,} MB. Save a smaller copy (or an ordinary, "
-            "non-progressive JPEG) and attach that."
+            f"{budget.memory // 1_000_000:,} MB. Save it as {instead} or a smaller copy, and "
+            "attach that."
         )
     return cost
 

@@ -26,7 +26,11 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-_FORMATS = {"HEIF": "image/heic", "AVIF": "image/avif", "BMP": "image/bmp"}
+_FORMATS = {
+    "HEIF": ("image/heic", "HEIC photo"),
+    "AVIF": ("image/avif", "AVIF image"),
+    "BMP": ("image/bmp", "BMP image"),
+}
 
 
 def open_image(data: bytes, budget: cost.Budget = cost.DEFAULT_BUDGET) -> Image.Image:
@@ -51,8 +55,9 @@ def open_image(data: bytes, budget: cost.Budget = cost.DEFAULT_BUDGET) -> Image.
         raise _damaged("image")
     if measured is None:
         try:
-            mime = _FORMATS.get(image.format or "", "image/" + (image.format or "").lower())
-            cost.from_image(image, mime, f"{image.format} image", budget)
+            known = (f"image/{(image.format or '').lower()}", f"{image.format} image")
+            mime, label = _FORMATS.get(image.format or "", known)
+            cost.from_image(image, mime, label, budget)
         except BaseException:
             image.close()
             raise

@@ -83,8 +83,8 @@ def _decode(data: bytes, label: str, pixels: float, most_pixels: float, budget: 
     """The picture decoded, a JPEG at no fewer than ``pixels`` (it decodes at 1/2, 1/4 or 1/8
     of its size), brought down to about ``most_pixels``, without transparency unless it has
     some: (working copy, original size, has transparency?, decoded at reduced scale?)."""
-    image = open_image(data, budget)
-    with image:
+    opened = image = open_image(data, budget)
+    try:
         original_size = image.size
         if image.format == "JPEG":
             image.draft("RGB", _dimensions(original_size, pixels))
@@ -96,7 +96,17 @@ def _decode(data: bytes, label: str, pixels: float, most_pixels: float, budget: 
         # Box-reduce whole factors first: fast, and the full-size pixels are let go at once.
         factor = int(math.sqrt(image.size[0] * image.size[1] / max(most_pixels, 1)))
         image = _reduced(image, factor)
-        base = image.convert("RGBA") if alpha else _flatten(image).convert("RGB")
+        # No copy of a picture that is already in the mode it is encoded from.
+        if alpha:
+            base = image if image.mode == "RGBA" else image.convert("RGBA")
+        else:
+            image = _flatten(image)
+            base = image if image.mode == "RGB" else image.convert("RGB")
+    except BaseException:
+        opened.close()
+        raise
+    if base is not opened:
+        opened.close()
     return base, original_size, alpha, reduced_decode
 
 

@@ -67,11 +67,14 @@ result["check"] = {
 }
 if checked is not None and target:
     used.clear()
+    # Fitted from what the check made, as from a stored draft (a HEIC is a JPEG by now).
+    stored = path + ".checked"
+    Path(stored).write_bytes(checked.data)
     checked._data = None
     light = replace(checked, loader=None, path=None, thumbnail=None)
     start = time.perf_counter()
     fitted = isolation.run(
-        isolation.shrink_source, light, path, target, uploads.image_budget(),
+        isolation.shrink_source, light, stored, target, uploads.image_budget(),
         limits=uploads.step_limits(), name=name, what="fit", on_usage=used.append,
     )
     result["fit"] = {

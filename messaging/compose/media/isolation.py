@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from multiprocessing.process import AuthenticationString
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,6 @@ class Usage:
     cpu_seconds: float = 0.0
     peak_bytes: int = 0
     wall_seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 # --- The steps, as the child runs them --------------------------------------------------------

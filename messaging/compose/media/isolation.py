@@ -14,7 +14,8 @@ the tests and a Celery prefork worker. The child sets its own limits before it t
   one arena, so that threads do not reserve address space they never use, and gives large
   blocks back when they are freed);
 - CPU: ``RLIMIT_CPU`` at ``Limits.cpu_seconds`` (the kernel stops it with SIGXCPU, then SIGKILL);
-- and the parent waits ``Limits.wall_seconds`` at most, then kills it.
+- and the parent waits ``Limits.wall_seconds`` at most (a busy machine's allowance), then
+  kills it.
 
 The input goes to the child as a path (an upload Django spooled to disk, a stored draft) or as
 bytes when small; the output comes back through a file in a private temporary folder, read once
@@ -230,8 +231,8 @@ def _stopped(what: str, name: str, limits: Limits, reason: str) -> Stopped:
             "work). Save a smaller or simpler copy and attach that."
         )
     return Stopped(
-        f"“{name}” could not be checked: reading it failed. It may be damaged; open it on "
-        "your device and save or export it again."
+        f"“{name}” could not be {'checked' if what == 'check' else 'made smaller'}: reading it "
+        "failed. It may be damaged; open it on your device and save or export it again."
     )
 
 

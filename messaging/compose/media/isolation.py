@@ -31,9 +31,11 @@ import logging
 import multiprocessing
 import os
 import resource
+import sys
 import tempfile
 import threading
 import time
+import types
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -195,11 +197,18 @@ _start_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def _children_allowed():
-    """Celery's prefork workers (billiard) stand in for the standard library's current process
+def _child_start():
+    """What the standard library checks while a child starts, set for a child of ours.
+
+    Celery's prefork workers (billiard) stand in for the standard library's current process
     and say they are daemonic, and it then refuses to start any child, to keep children from
     outliving their parent. ``run`` never lets one: it joins or kills its child before it
     returns. So the flag is lifted while a child starts (under ``_start_lock``)."""
+    # A child needs nothing of the parent's main module, and multiprocessing would run it
+    # again in every child (a script without an ``if __name__ == "__main__"`` guard would start
+    # over there): a main module without a file is one it leaves alone.
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
     config = multiprocessing.current_process()._config
     daemonic = config.pop("daemon", None)
     authkey = config.get("authkey")
@@ -209,6 +218,7 @@ def _children_allowed():
     try:
         yield
     finally:
+        sys.modules["__main__"] = main
         if daemonic is not None:
             config["daemon"] = daemonic
         if authkey is not None:
@@ -250,7 +260,7 @@ def run(
         context = _forkserver()
         receiver, sender = context.Pipe(duplex=False)
         began = time.monotonic()
-        with _start_lock, _children_allowed():
+        with _start_lock, _child_start():
             # Made here: a process copies its parent's settings (the key included) when made.
             child = context.Process(
                 target=_child, args=(sender, limits, workdir, step, args), daemon=True

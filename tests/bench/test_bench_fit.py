@@ -180,6 +180,7 @@ def _write_report(rows: dict, weight: dict) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     fit = rows[(PHOTOS, 2)]
     one_by_one = rows[(PHOTOS, 1)]
+    cores = os.cpu_count() or 1
     per_photo = statistics.mean(fit["sizes"])
     dims = fit["dims"]
     total_raw = sum(raw for raw, _ in weight.values())
@@ -219,7 +220,9 @@ def _write_report(rows: dict, weight: dict) -> None:
         f"held every photo. Now: {one_by_one['ingest_seconds']:.2f} s to check them one after "
         f"the other, {fit['ingest_seconds']:.2f} s two at a time (the compose page uploads "
         f"files side by side), {fit['fit_seconds']:.2f} s to fit ({fit['fit_steps']} child "
-        "steps, as many side by side as there are cores).",
+        "steps, as many side by side as there are cores). The children's CPU for the ten, "
+        f"{fit['ingest_cpu'] + fit['fit_cpu']:.2f} s over {os.cpu_count()} cores, bounds what "
+        f"an idle machine would take: {(fit['ingest_cpu'] + fit['fit_cpu']) / cores:.2f} s.",
         "",
         f"Result: {sum(fit['sizes']):,} bytes in all; each photo {min(fit['sizes']):,}–"
         f"{max(fit['sizes']):,} bytes (mean {per_photo:,.0f}), "

@@ -273,6 +273,12 @@ COMPOSE_MAX_FILE_BYTES = env.int("COMPOSE_MAX_FILE_BYTES", default=30_000_000)
 # Contacts files (CSV or Excel) larger than this are refused before they are read; the request
 # may be this large plus the form around the file.
 CONTACTS_IMPORT_MAX_BYTES = env.int("CONTACTS_IMPORT_MAX_BYTES", default=50_000_000)
+# What checking or fitting one image may cost (messaging/compose/media/cost.py, isolation.py):
+# pixels decoded in all its frames together, refused from the header; and the memory (bytes)
+# and CPU seconds of the child process each file is checked and each photo fitted in.
+COMPOSE_IMAGE_MAX_PIXELS = env.int("COMPOSE_IMAGE_MAX_PIXELS", default=100_000_000)
+COMPOSE_MEDIA_MEMORY_LIMIT = env.int("COMPOSE_MEDIA_MEMORY_LIMIT", default=300_000_000)
+COMPOSE_MEDIA_TIME_LIMIT = env.int("COMPOSE_MEDIA_TIME_LIMIT", default=10)
 # Sign-up is open and uploading needs no RingCentral link: what may wait on compose pages (files
 # attached but not yet sent) is capped per person, over all their teams, and per team; and so is
 # the number of teams one person may own.

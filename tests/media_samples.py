@@ -9,6 +9,7 @@ import os
 import random
 import struct
 import zipfile
+import zlib
 
 import pillow_heif
 from PIL import Image
@@ -138,3 +139,119 @@ def mp4(video=True) -> bytes:
     hdlr = struct.pack(">I", 33) + b"hdlr" + b"\0" * 8 + handler + b"\0" * 13
     moov = struct.pack(">I", 8 + len(hdlr)) + b"moov" + hdlr
     return ftyp + moov + os.urandom(256)
+
+
+# --- Hostile images: a few kilobytes that declare an enormous decode ------------------------------
+
+
+def gif_screen_bomb(screen=(7000, 7000), frames=400) -> bytes:
+    """An animated GIF of ``frames`` one-pixel frames on a ``screen``-sized logical screen:
+    about 9 KB, and every frame is composed on the whole screen when decoded."""
+    head = b"GIF89a" + struct.pack("<HHBBB", *screen, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
+    loop = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\0\0\0"
+    # Graphic control (10 ms), a 1×1 image at the origin, LZW data for one pixel of colour 0.
+    frame = b"\x21\xf9\x04\x00\x01\x00\x00\x00" + b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0)
+    frame += b"\x02\x02\x44\x01\x00"
+    return head + loop + frame * frames + b"\x3b"
+
+
+def png_solid(width=7000, height=7000, rgba=(30, 90, 160, 200)) -> bytes:
+    """A one-colour RGBA PNG, written row by row (the test process never holds the pixels):
+    a few hundred kilobytes that decode to width × height × 4 bytes."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    row = b"\0" + bytes(rgba) * width
+    packer = zlib.compressobj(9)
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", body)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def with_jpeg_size(data: bytes, width: int, height: int) -> bytes:
+    """A JPEG whose frame header declares ``width`` × ``height`` (the data stays as it was)."""
+    out = bytearray(data)
+    for marker in (b"\xff\xc0", b"\xff\xc2"):
+        at = out.find(marker)
+        if at > 0:
+            out[at + 5 : at + 9] = struct.pack(">HH", height, width)
+    return bytes(out)
+
+
+def jpeg_progressive(width=64, height=48, subsampling=0) -> bytes:
+    return encode(two_tone(width, height), "JPEG", progressive=True, subsampling=subsampling)
+
+
+def jpeg_many_scans(scans=150) -> bytes:
+    """A progressive JPEG whose last scan is repeated until it has ``scans`` scans."""
+    data = jpeg_progressive()
+    last = data.rfind(b"\xff\xda")
+    scan = data[last:-2]
+    return data[:-2] + scan * (scans - data.count(b"\xff\xda")) + b"\xff\xd9"
+
+
+def webp_animated(frames=3, size=(16, 16)) -> bytes:
+    images = [Image.new("RGB", size, (40 + i % 200, 20, 90)) for i in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer, "WEBP", save_all=True, append_images=images[1:], duration=20, lossless=True
+    )
+    return buffer.getvalue()
+
+
+def with_webp_canvas(data: bytes, width: int, height: int) -> bytes:
+    """An extended WebP whose VP8X header declares a ``width`` × ``height`` canvas."""
+    at = data.find(b"VP8X")
+    out = bytearray(data)
+    out[at + 12 : at + 18] = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return bytes(out)
+
+
+def heic_frames(frames=3, size=(64, 64)) -> bytes:
+    images = [two_tone(*size) for _ in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, "HEIF", save_all=True, append_images=images[1:], quality=50)
+    return buffer.getvalue()
+
+
+def with_heic_size(data: bytes, width: int, height: int) -> bytes:
+    """A HEIC whose image items declare ``width`` × ``height`` (their ``ispe`` properties)."""
+    out, start = bytearray(data), 0
+    while (at := out.find(b"ispe", start)) >= 0:
+        out[at + 8 : at + 16] = struct.pack(">II", width, height)
+        start = at + 4
+    return bytes(out)
+
+
+def tiff_pages(pages=400, size=(7000, 7000)) -> bytes:
+    """A TIFF of ``pages`` grey pages of ``size``, all pointing at one tiny deflated strip."""
+    width, height = size
+    strip = zlib.compress(b"\0" * 64)
+    entries = 8
+    ifd_size = 2 + entries * 12 + 4
+    first = 8 + len(strip)
+    out = bytearray(b"II*\0" + struct.pack("<I", first) + strip)
+    for page in range(pages):
+        at = first + page * ifd_size
+        following = at + ifd_size if page < pages - 1 else 0
+        fields = [
+            (256, 4, 1, width),
+            (257, 4, 1, height),
+            (258, 3, 1, 8),
+            (259, 3, 1, 8),  # deflate
+            (262, 3, 1, 1),  # black is zero
+            (273, 4, 1, 8),  # the strip, shared by every page
+            (278, 4, 1, height),
+            (279, 4, 1, len(strip)),
+        ]
+        out += struct.pack("<H", entries)
+        for tag, kind, count, value in fields:
+            out += struct.pack("<HHII", tag, kind, count, value)
+        out += struct.pack("<I", following)
+    return bytes(out)

@@ -220,6 +220,12 @@ def stored_media(row: Attachment | DraftAttachment, **extra) -> media.MediaFile:
         with default_storage.open(row.file.name, "rb") as handle:
             return handle.read()
 
+    try:
+        # A local file a child process can read itself (see uploads.fit_photos).
+        path = default_storage.path(row.file.name)
+    except NotImplementedError:
+        path = None
+
     return media.MediaFile(
         name=row.original_name,
         content_type=row.content_type,
@@ -235,6 +241,7 @@ def stored_media(row: Attachment | DraftAttachment, **extra) -> media.MediaFile:
         stored_name=row.file.name,
         thumbnail_name=row.thumbnail.name or "",
         loader=load,
+        path=path,
         **extra,
     )
 

@@ -16,7 +16,8 @@ Plain functions, usable without a request. A submission goes through these steps
    ``media.MediaFile``.
 5. ``prepare(membership, …)``: every check at once. Returns an ``Outgoing`` or raises
    ``ComposeInvalid`` with messages by field (``sender``, ``to``, ``text``, ``attachments``,
-   ``mode``). With ``fit_images`` on, photos are reduced here to fit the size budget.
+   ``mode``). With ``fit_images`` on, photos are reduced here to fit the size budget, each in
+   a child process under the media limits (``uploads.fit_photos``).
 6. ``submit(outgoing)``: stores new bytes, then creates the message(s), recipients and
    attachments in one transaction, consumes the drafts and enqueues after commit.
 """
@@ -48,7 +49,7 @@ from messaging.compose.recipients import (
     parse_recipients,
 )
 from messaging.compose.senders import find_sender, sender_refusal
-from messaging.compose.uploads import ingest_path
+from messaging.compose.uploads import fit_photos, ingest_path
 from messaging.consent import checks as consent_checks
 from messaging.consent import quiet_hours, team_settings
 from messaging.contacts.book import names_for
@@ -269,7 +270,7 @@ def prepare(
         raise ComposeInvalid(errors)
     if fit_images and not check_only:
         try:
-            all_files = media.fit_to_budget(all_files, limits.MAX_ATTACHMENTS_BYTES)
+            all_files = fit_photos(all_files)
         except media.MediaError as error:
             raise ComposeInvalid({"attachments": [error.message]}) from None
     return Outgoing(

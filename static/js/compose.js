@@ -2,8 +2,9 @@
  *
  * With it:
  *  - each chosen or dropped file is uploaded at once to the upload endpoint (one request per
- *    file, with a progress bar) and comes back checked and normalised as a draft; the form then
- *    sends only the drafts' ids, so pressing "Queue message" never waits for uploads;
+ *    file, with a progress bar, then "checking…" while the server checks it) and comes back
+ *    checked and normalised as a draft; the form then sends only the drafts' ids, so pressing
+ *    "Queue message" never waits for uploads;
  *  - a live meter shows "n of 10 files · x of 1.5 MB" and a counter the text's length as
  *    RingCentral counts it (UTF-16 code units, which is what a JavaScript string's length is);
  *  - the server's own verdict on the fields comes from the check endpoint while the user types,
@@ -253,9 +254,12 @@
     if (status) status.textContent = message;
   }
 
-  function names(state) {
+  function names(state, checking) {
+    // An upload whose bytes are all sent is being checked by the server (checking === true).
     return liveItems()
-      .filter(function (item) { return item.state === state; })
+      .filter(function (item) {
+        return item.state === state && (checking === undefined || !!item.checking === checking);
+      })
       .map(function (item) { return "“" + item.name + "”"; });
   }
 
@@ -263,11 +267,13 @@
   // order, and "b.jpg attached." alone would hide that a.jpg is still on its way.
   function announceFiles(prefix) {
     var done = names("done");
-    var uploading = names("uploading");
+    var uploading = names("uploading", false);
+    var checking = names("uploading", true);
     var parts = prefix ? [prefix] : [];
     if (done.length) parts.push("Attached: " + done.join(", ") + ".");
     if (uploading.length) parts.push("Uploading: " + uploading.join(", ") + ".");
-    if (!done.length && !uploading.length) parts.push("No files attached.");
+    if (checking.length) parts.push("Checking: " + checking.join(", ") + ".");
+    if (!done.length && !uploading.length && !checking.length) parts.push("No files attached.");
     announce(parts.join(" "));
   }
 
@@ -398,13 +404,13 @@
       var barId = "upload-progress-" + item.key;
       label.className = "visually-hidden";
       label.setAttribute("for", barId);
-      label.textContent = "Uploading " + item.name;
+      label.textContent = (item.checking ? "Checking " : "Uploading ") + item.name;
       var bar = document.createElement("progress");
       bar.id = barId;
       bar.max = 100;
-      bar.value = item.progress || 0;
+      if (!item.checking) bar.value = item.progress || 0;
       bar.className = "upload-progress";
-      detail.textContent = formatSize(item.size) + " · uploading " + Math.round(item.progress || 0) + "%";
+      detail.textContent = progressText(item);
       body.appendChild(detail);
       body.appendChild(label);
       body.appendChild(bar);
@@ -425,11 +431,23 @@
     li.appendChild(remove);
   }
 
+  function progressText(item) {
+    return formatSize(item.size) + (item.checking
+      ? " · checking…"
+      : " · uploading " + Math.round(item.progress || 0) + "%");
+  }
+
   function progressOnly(item) {
     var bar = item.node.querySelector("progress");
     var detail = item.node.querySelector(".attachment-size");
-    if (bar) bar.value = item.progress;
-    if (detail) detail.textContent = formatSize(item.size) + " · uploading " + Math.round(item.progress) + "%";
+    var label = item.node.querySelector("label.visually-hidden");
+    if (bar) {
+      // A bar without a value moves on its own: the server is working, for as long as it takes.
+      if (item.checking) bar.removeAttribute("value");
+      else bar.value = item.progress;
+    }
+    if (label && item.checking) label.textContent = "Checking " + item.name;
+    if (detail) detail.textContent = progressText(item);
   }
 
   function removeItem(item, focusNext) {
@@ -479,7 +497,15 @@
       item.progress = Math.min(95, (95 * event.loaded) / event.total);
       progressOnly(item);
     });
+    xhr.upload.addEventListener("load", function () {
+      // Every byte is sent; the server now checks the file (a large photo takes a few
+      // seconds: it is decoded, cleaned and previewed).
+      item.checking = true;
+      progressOnly(item);
+      announceFiles();
+    });
     xhr.addEventListener("load", function () {
+      item.checking = false;
       var answer = xhr.response;
       if (xhr.status === 201 && answer && answer.ok) {
         item.state = "done";

@@ -191,3 +191,26 @@ def test_without_javascript_the_form_gives_the_same_messages(
     page.wait_for_url(re.compile(r"/messages/(\d+/)?$"))
     expect(page.locator(".flash")).to_contain_text("Queued: 1 message to +1 650-555-0111")
     assert Attachment.objects.count() == 10
+
+
+def test_a_large_picture_shows_checking_then_its_preview_and_a_hostile_one_its_refusal(
+    page, sign_in, bob_ready, team
+):
+    sign_in(page, bob_ready, team)
+    page.goto("/messages/compose/")
+    expect(page.locator("#compose-form.js-enhanced")).to_be_visible()
+
+    # 208 kB that decode to 49 megapixels: sent at once, then checked for a while.
+    page.get_by_label("Attach files", exact=True).set_input_files(
+        [{"name": "screen.png", "mimeType": "image/png", "buffer": samples.png_solid()}]
+    )
+    item = page.locator("#attachment-list li").first
+    expect(item).to_contain_text("checking…")
+    expect(item.locator("progress:not([value])")).to_have_count(1)
+    expect(page.locator("#compose-status")).to_contain_text("Checking: “screen.png”")
+    expect(item).to_have_attribute("data-state", "done", timeout=30_000)
+    expect(item.locator("img.thumb")).to_be_visible()
+
+    drop_files(page, "#dropzone", [("party.gif", "image/gif", samples.gif_screen_bomb())])
+    refused = page.locator("#attachment-list li[data-state=error]")
+    expect(refused).to_contain_text("“party.gif” is 7,000 × 7,000 pixels with 400 frames")

@@ -17,9 +17,11 @@ Three jobs, all pure (bytes in, bytes out; no database, no storage):
        show neither reliably), the EXIF orientation is applied to the pixels, and metadata —
        location, camera, thumbnails, comments, anything after the end of the image — is removed.
        JPEG, PNG, WebP and GIF are rebuilt segment by segment without re-encoding when their
-       pixels need no turning, so quality is untouched (rebuilding.py). Every image is then
-       decoded in full under a pixel cap, which catches truncated and damaged files and
-       decompression bombs (decoding.py).
+       pixels need no turning, so quality is untouched (rebuilding.py). Before any of that,
+       what decoding the image will cost is read from its header and refused over the budget
+       (cost.py: pixels of all frames, pixels of one, memory). Every image is then decoded in
+       full, once (a JPEG at the scale of its preview), which catches truncated and damaged
+       files, and the preview is made from the same decode (decoding.py).
     4. Other files are never altered; PDFs must end properly (truncated or with data appended).
 
 ``fit_to_budget(files, budget)`` (fitting.py)
@@ -33,9 +35,13 @@ Three jobs, all pure (bytes in, bytes out; no database, no storage):
     A small JPEG preview of a raster image.
 
 files.py holds what the steps share: ``MediaFile``, the errors and the accepted types.
+
+isolation.py runs a step in a child process under a memory and a CPU limit (the compose room's
+uploads.py calls it with the settings); the steps themselves know nothing of processes.
 """
 
 from messaging.compose.media.cleaning import ingest, thumbnail
+from messaging.compose.media.cost import DEFAULT_BUDGET, Budget
 from messaging.compose.media.files import (
     ACCEPT,
     MAX_IMAGE_PIXELS,
@@ -57,10 +63,12 @@ from messaging.compose.media.sniffing import Sniffed, sniff
 
 __all__ = [
     "ACCEPT",
+    "DEFAULT_BUDGET",
     "MAX_IMAGE_PIXELS",
     "MAX_NAME_CHARS",
     "MIN_IMAGE_BYTES",
     "THUMBNAIL_EDGE",
+    "Budget",
     "FitError",
     "MediaError",
     "MediaFile",

@@ -12,12 +12,14 @@ import warnings
 
 from PIL import Image, ImageOps, JpegImagePlugin
 
+from messaging.compose.media import cost
 from messaging.compose.media.decoding import (
     _flatten,
     _for_png,
     _is_animated,
     _load,
     _orientation,
+    _reduced,
     open_image,
 )
 from messaging.compose.media.files import (
@@ -49,17 +51,27 @@ def _named(error: MediaError, name: str) -> MediaError:
     return type(error)(message[0].upper() + message[1:] if message else message)
 
 
-def ingest(name: str | None, data: bytes, *, strip_metadata: bool = True) -> MediaFile:
-    """Check and normalise one attached file (see the package docstring). Raises MediaError."""
+def ingest(
+    name: str | None,
+    data: bytes,
+    *,
+    strip_metadata: bool = True,
+    budget: cost.Budget = cost.DEFAULT_BUDGET,
+) -> MediaFile:
+    """Check and normalise one attached file (see the package docstring). Raises MediaError.
+
+    Images that would cost more than ``budget`` to decode are refused from their header."""
     shown = clean_filename(name)
     try:
         with warnings.catch_warnings():
             # Pillow warns about damaged metadata blocks (metadata we drop anyway); the pixel
             # guard does not rely on warnings (open_image checks the size itself).
             warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
-            return _ingest(shown, data, strip_metadata)
+            return _ingest(shown, data, strip_metadata, budget)
     except MediaError as error:
         raise _named(error, shown) from None
+    except MemoryError:
+        raise  # the process' memory limit: its caller says so
     except Exception:
         # Decoders meet hostile bytes here; whatever they raise, the user gets a refusal, not
         # a server error. Logged, because it also means a case the checks above did not name.
@@ -77,6 +89,15 @@ def _unsupported(name: str, sniffed: Sniffed) -> MediaError:
 # Kinds of file a name may mix up without suspicion: the content then decides, and the name is
 # corrected. Anything else (a text or a program called .jpg) means the wrong file was attached.
 _KINDS = {"audio": "media", "video": "media", "vcard": "document"}
+# A drawing (SVG) is a program-like text for the viewer, not a photo: a photo's name on one is
+# refused like any other mismatch, and so is a drawing's name on a photo.
+_DRAWINGS = frozenset({"image/svg+xml"})
+
+
+def _kind(mime: str, category: str) -> str:
+    if mime in _DRAWINGS:
+        return "drawing"
+    return _KINDS.get(category, category)
 
 
 def _check_name_matches(name: str, sniffed: Sniffed) -> None:
@@ -88,8 +109,8 @@ def _check_name_matches(name: str, sniffed: Sniffed) -> None:
     if not claimed or any(mime == sniffed.mime for mime, _, _ in claimed):
         return
     actual = limits.describe_type(CONVERTIBLE_TYPES.get(sniffed.mime, ("", sniffed.mime))[1])
-    claimed_kinds = {_KINDS.get(category, category) for _, _, category in claimed}
-    if actual is not None and _KINDS.get(actual.category, actual.category) in claimed_kinds:
+    claimed_kinds = {_kind(mime, category) for mime, _, category in claimed}
+    if actual is not None and _kind(actual.mime, actual.category) in claimed_kinds:
         return  # e.g. a PNG saved as .jpg: fine, the name is corrected to match
     raise MediaError(
         f"{{name}} is named like a {claimed[0][1]} but contains a {sniffed.label}. "
@@ -97,7 +118,7 @@ def _check_name_matches(name: str, sniffed: Sniffed) -> None:
     )
 
 
-def _ingest(name: str, data: bytes, strip_metadata: bool) -> MediaFile:
+def _ingest(name: str, data: bytes, strip_metadata: bool, budget: cost.Budget) -> MediaFile:
     if not data:
         raise MediaError(
             _violation([{"name": name, "size": 0, "content_type": ""}], "empty_attachment")
@@ -109,7 +130,7 @@ def _ingest(name: str, data: bytes, strip_metadata: bool) -> MediaFile:
         raise _unsupported(name, sniffed)
     _check_name_matches(name, sniffed)
     if sniffed.mime in RASTER_TYPES or sniffed.mime in CONVERTIBLE_TYPES:
-        return _ingest_image(name, data, sniffed, strip_metadata)
+        return _ingest_image(name, data, sniffed, strip_metadata, budget)
     if sniffed.mime == "application/pdf":
         _check_pdf(data)
     return MediaFile.from_bytes(
@@ -128,9 +149,11 @@ def _check_pdf(data: bytes) -> None:
         )
 
 
-def _ingest_image(name: str, data: bytes, sniffed: Sniffed, strip_metadata: bool) -> MediaFile:
+def _ingest_image(
+    name: str, data: bytes, sniffed: Sniffed, strip_metadata: bool, budget: cost.Budget
+) -> MediaFile:
     notes: list[str] = []
-    image = open_image(data)
+    image = open_image(data, budget)
     with image:
         width, height = image.size
         animated = _is_animated(image)
@@ -138,13 +161,13 @@ def _ingest_image(name: str, data: bytes, sniffed: Sniffed, strip_metadata: bool
         target = CONVERTIBLE_TYPES.get(sniffed.mime, ("", sniffed.mime))[1]
         if target != sniffed.mime:
             # Converted: decode, turn upright, encode anew. Nothing of the old metadata survives.
-            _load(image, sniffed.label)
             if animated:
                 raise MediaError(
                     f"{{name}} is an animated {sniffed.label}, which cannot be converted here. "
                     "Send it as a GIF or a video instead."
                 )
-            upright = ImageOps.exif_transpose(image) or image
+            _load(image, sniffed.label)
+            upright = _upright(image, orientation)
             out, metadata_removed = _encode_converted(image, upright, target, strip_metadata)
             width, height = upright.size
             notes.append(f"converted from {sniffed.label} to {_label(target)}")
@@ -152,6 +175,8 @@ def _ingest_image(name: str, data: bytes, sniffed: Sniffed, strip_metadata: bool
                 notes.append("turned upright")
             if metadata_removed:
                 notes.append("location and camera details removed")
+            preview = _preview(upright)
+            del upright
             return _image_file(
                 name,
                 target,
@@ -160,6 +185,7 @@ def _ingest_image(name: str, data: bytes, sniffed: Sniffed, strip_metadata: bool
                 sniffed,
                 (width, height),
                 notes,
+                preview,
                 fittable=True,
                 was_converted=True,
                 metadata_removed=metadata_removed,
@@ -167,9 +193,10 @@ def _ingest_image(name: str, data: bytes, sniffed: Sniffed, strip_metadata: bool
         rebuilt, removed, trailing = _REBUILDERS[sniffed.mime](data)
         if orientation != 1 and not animated:
             _load(image, sniffed.label)
-            upright = ImageOps.exif_transpose(image) or image
+            upright = _upright(image, orientation)
             out = _encode_upright(image, upright, sniffed.mime, strip_metadata, data)
             width, height = upright.size
+            del upright
             notes.append("turned upright")
             removed = True
         elif strip_metadata:
@@ -177,17 +204,12 @@ def _ingest_image(name: str, data: bytes, sniffed: Sniffed, strip_metadata: bool
         else:
             out = data[: len(data) - trailing] if trailing else data
             removed = False
+        del rebuilt
     if trailing:
         notes.append(f"{limits.format_size(trailing)} of extra data after the image removed")
     if removed and strip_metadata:
         notes.append("location and camera details removed")
-    checked = open_image(out)
-    with checked:
-        if checked.format == "JPEG":
-            # Decoding at reduced scale still reads every byte of the entropy-coded data.
-            checked.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-        _load(checked, sniffed.label)
-        fittable = not _is_animated(checked)
+    fittable, preview = _verify(out, sniffed.label, budget)
     return _image_file(
         name,
         sniffed.mime,
@@ -196,9 +218,30 @@ def _ingest_image(name: str, data: bytes, sniffed: Sniffed, strip_metadata: bool
         sniffed,
         (width, height),
         notes,
+        preview,
         fittable=fittable,
         metadata_removed=bool(removed and strip_metadata) or bool(trailing),
     )
+
+
+def _upright(image: Image.Image, orientation: int) -> Image.Image:
+    """The picture turned as its EXIF orientation says (Pillow copies it even when upright)."""
+    if orientation == 1:
+        return image
+    return ImageOps.exif_transpose(image) or image
+
+
+def _verify(out: bytes, kind: str, budget: cost.Budget) -> tuple[bool, bytes | None]:
+    """Decode the bytes that will be sent, every frame of them (which catches damaged and
+    truncated files), and make the preview from the same decode: (fittable?, preview)."""
+    checked = open_image(out, budget)
+    with checked:
+        if checked.format == "JPEG":
+            # The smallest scale that still makes a full preview: decoding at reduced scale
+            # reads (and so checks) every byte of the entropy-coded data all the same.
+            checked.draft("RGB", (THUMBNAIL_EDGE, THUMBNAIL_EDGE))
+        _load(checked, kind)
+        return not _is_animated(checked), _preview(checked)
 
 
 def _image_file(
@@ -209,6 +252,7 @@ def _image_file(
     sniffed: Sniffed,
     dimensions: tuple[int, int],
     notes: list[str],
+    preview: bytes | None,
     **facts,
 ) -> MediaFile:
     """The image ``out`` that ingesting ``data`` made, as a MediaFile with its preview."""
@@ -224,7 +268,7 @@ def _image_file(
         notes=notes,
         **facts,
     )
-    result.thumbnail = thumbnail(out)
+    result.thumbnail = preview
     return result
 
 
@@ -247,7 +291,9 @@ def _encode_converted(
     extra = {} if strip_metadata or not _kept_exif(original) else {"exif": _kept_exif(original)}
     had_metadata = bool(original.info.get("exif") or original.info.get("xmp"))
     if target == "image/jpeg":
-        _flatten(upright).save(buffer, "JPEG", quality=90, optimize=True, icc_profile=icc, **extra)
+        # No optimize=True at full size: it holds every coefficient of the picture at once
+        # (two bytes a sample) for 5 % fewer bytes, and a photo is fitted afterwards anyway.
+        _flatten(upright).save(buffer, "JPEG", quality=90, icc_profile=icc, **extra)
     else:
         _for_png(upright).save(buffer, "PNG", icc_profile=icc, **extra)
     return buffer.getvalue(), had_metadata and strip_metadata
@@ -268,7 +314,7 @@ def _encode_upright(
         if sampling != -1:
             options["subsampling"] = sampling
         image = upright if upright.mode in ("RGB", "L", "CMYK") else _flatten(upright)
-        image.save(buffer, "JPEG", icc_profile=icc, optimize=True, **options, **extra)
+        image.save(buffer, "JPEG", icc_profile=icc, **options, **extra)
     elif mime == "image/webp":
         lossless = b"VP8L" in data[12:64]
         upright.save(buffer, "WEBP", lossless=lossless, quality=90, icc_profile=icc, **extra)
@@ -279,16 +325,29 @@ def _encode_upright(
     return buffer.getvalue()
 
 
-def thumbnail(data: bytes) -> bytes | None:
-    """A JPEG preview at most ``THUMBNAIL_EDGE`` pixels on its longer side, or None."""
+def _preview(image: Image.Image) -> bytes | None:
+    """A JPEG preview of a decoded image, at most ``THUMBNAIL_EDGE`` pixels on its longer side.
+
+    Large pictures are box-reduced first (``_reduced``), never copied at full size.
+    """
     try:
-        image = open_image(data)
+        image = _reduced(image, int(max(image.size) / THUMBNAIL_EDGE / 2))
+        image.thumbnail((THUMBNAIL_EDGE, THUMBNAIL_EDGE), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        _flatten(image).convert("RGB").save(buffer, "JPEG", quality=80)
+        return buffer.getvalue()
+    except Exception:  # noqa: BLE001 - a preview is optional; the file itself was checked
+        return None
+
+
+def thumbnail(data: bytes, budget: cost.Budget = cost.DEFAULT_BUDGET) -> bytes | None:
+    """A JPEG preview at most ``THUMBNAIL_EDGE`` pixels on its longer side, or None (also for
+    an image over ``budget``: its header says so before anything is decoded)."""
+    try:
+        image = open_image(data, budget)
         with image:
             if image.format == "JPEG":
                 image.draft("RGB", (THUMBNAIL_EDGE, THUMBNAIL_EDGE))
-            image.thumbnail((THUMBNAIL_EDGE, THUMBNAIL_EDGE), Image.Resampling.LANCZOS)
-            buffer = io.BytesIO()
-            _flatten(image).convert("RGB").save(buffer, "JPEG", quality=80)
-            return buffer.getvalue()
+            return _preview(image)
     except Exception:  # noqa: BLE001 - a preview is optional; the file itself was checked
         return None

@@ -92,8 +92,10 @@ class MediaFile:
     """One checked attachment, ready to store and send.
 
     ``data`` holds the bytes as they will be sent; files already in storage (drafts) may pass
-    a ``loader`` instead and are read only when their bytes are needed. ``stored_name`` is set
-    while the bytes are the ones in storage under that name; changing them clears it.
+    a ``loader`` instead and are read only when their bytes are needed, and ``path`` when the
+    storage keeps them in a local file (a child process then reads them from there).
+    ``stored_name`` is set while the bytes are the ones in storage under that name; changing
+    them clears it.
     """
 
     name: str
@@ -113,6 +115,7 @@ class MediaFile:
     stored_name: str | None = None
     thumbnail_name: str = ""
     loader: Callable[[], bytes] | None = field(default=None, repr=False)
+    path: str | None = field(default=None, repr=False)
     _data: bytes | None = field(default=None, repr=False)
 
     @property
@@ -143,6 +146,7 @@ class MediaFile:
             content_type=content_type,
             stored_name=None,
             loader=None,
+            path=None,
             **_described(data),
             **changes,
         )

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PIL import Image
 
-from messaging.compose.media.decoding import _flatten, _for_png, _has_alpha, _load, open_image
-from messaging.compose.media.files import FitError, MediaFile, _label, _violation
+from messaging.compose.media import cost
+from messaging.compose.media.decoding import (
+    _flatten,
+    _for_png,
+    _has_alpha,
+    _load,
+    _reduced,
+    open_image,
+)
+from messaging.compose.media.files import FitError, MediaError, MediaFile, _label, _violation
 from messaging.compose.media.names import with_extension
 from messaging.ringcentral import limits
 
@@ -22,6 +30,11 @@ FIT_GOOD_ENOUGH = 0.95
 FIT_TRIES = 12
 # Pixels of the trial encode that estimates how large a picture comes out.
 PROBE_PIXELS = 250_000
+# Bytes a pixel of a photo takes at FIT_QUALITY, on the heavy side: a JPEG is first decoded
+# at the scale this suggests, and again larger only when the picture turns out to need fewer.
+PHOTO_BYTES_PER_PIXEL = 0.2
+# How a photo's bytes a pixel fall as it keeps more pixels (see _pixels_for).
+SCALING = 0.1
 # A share smaller than this cannot hold a useful photo; fitting refuses instead of sending stamps.
 MIN_IMAGE_BYTES = 12_000
 
@@ -66,31 +79,81 @@ def _encode_fitted(image: Image.Image, dims: tuple[int, int], fmt: str, quality:
     return buffer.getvalue()
 
 
-def shrink(file: MediaFile, target: int) -> MediaFile:
+def _decode(data: bytes, label: str, pixels: float, most_pixels: float, budget: cost.Budget):
+    """The picture decoded, a JPEG at no fewer than ``pixels`` (it decodes at 1/2, 1/4 or 1/8
+    of its size), brought down to about ``most_pixels``, without transparency unless it has
+    some: (working copy, original size, has transparency?, decoded at reduced scale?)."""
+    opened = image = open_image(data, budget)
+    try:
+        original_size = image.size
+        if image.format == "JPEG":
+            image.draft("RGB", _dimensions(original_size, pixels))
+        _load(image, label)
+        reduced_decode = image.size != original_size
+        alpha = _has_alpha(image)
+        if image.mode not in ("RGB", "RGBA", "L"):
+            image = _for_png(image).convert("RGBA") if alpha else _flatten(image)
+        # Box-reduce whole factors first: fast, and the full-size pixels are let go at once.
+        factor = int(math.sqrt(image.size[0] * image.size[1] / max(most_pixels, 1)))
+        image = _reduced(image, factor)
+        # No copy of a picture that is already in the mode it is encoded from.
+        if alpha:
+            base = image if image.mode == "RGBA" else image.convert("RGBA")
+        else:
+            image = _flatten(image)
+            base = image if image.mode == "RGB" else image.convert("RGB")
+    except BaseException:
+        opened.close()
+        raise
+    if base is not opened:
+        opened.close()
+    return base, original_size, alpha, reduced_decode
+
+
+def _pixels_for(target: int, probe_bytes: int, probe_dims: tuple[int, int]) -> float:
+    """Pixels that should make about 95 % of ``target`` bytes, from a probe encode.
+
+    A photo takes fewer bytes a pixel the more pixels it keeps (finer detail is lost to
+    downscaling first): about as the pixel count to the power of -SCALING, which puts the first
+    try near the answer instead of a third below it."""
+    probe_pixels = probe_dims[0] * probe_dims[1]
+    per_pixel = probe_bytes / probe_pixels
+    wanted = (0.95 * target / (per_pixel * probe_pixels**SCALING)) ** (1 / (1 - SCALING))
+    return max(wanted, 1.0)
+
+
+def shrink(file: MediaFile, target: int, budget: cost.Budget = cost.DEFAULT_BUDGET) -> MediaFile:
     """``file`` scaled down and re-encoded to at most ``target`` bytes, as large as fits.
 
     Opaque images become JPEG; images with transparency stay PNG. Raises FitError when even
     the smallest useful version is too big.
     """
-    image = open_image(file.data)
-    with image:
-        original_size = image.size
-        # Never decode more pixels than could fit: at our quality a photo needs at least about
-        # one byte per eight pixels, so larger decodes would be scaled away again.
-        most_pixels = min(original_size[0] * original_size[1], target * 8)
-        if image.format == "JPEG":
-            image.draft("RGB", _dimensions(original_size, most_pixels))
-        _load(image, file.label)
-        alpha = _has_alpha(image)
-        base = _for_png(image).convert("RGBA") if alpha else _flatten(image).convert("RGB")
+    data = file.data
+    width, height = file.width or 0, file.height or 0
+    if not width or not height:
+        with open_image(data, budget) as header:
+            width, height = header.size
+    # Never decode more pixels than could fit: at our quality a photo needs at least about
+    # one byte per eight pixels, so larger decodes would be scaled away again.
+    most_pixels = min(width * height, target * 8)
+    photo_pixels = min(most_pixels, target / PHOTO_BYTES_PER_PIXEL)
+    base, original_size, alpha, reduced = _decode(
+        data, file.label, photo_pixels, most_pixels, budget
+    )
     fmt = "PNG" if alpha else "JPEG"
     pixels = float(min(base.size[0] * base.size[1], most_pixels))
-    # A first encode at a modest size tells how many bytes a pixel of this picture costs, so
-    # that the search starts near the answer instead of encoding the whole picture.
     probe_dims = _dimensions(base.size, min(pixels, PROBE_PIXELS))
     probe = _encode_fitted(base, probe_dims, fmt, FIT_QUALITY)
-    pixels = min(pixels, target / (len(probe) / (probe_dims[0] * probe_dims[1])) * 0.95)
+    wanted = min(most_pixels, _pixels_for(target, len(probe), probe_dims))
+    if reduced and wanted > 1.1 * base.size[0] * base.size[1]:
+        # A picture that compresses well: decode it again, larger.
+        base, original_size, alpha, reduced = _decode(data, file.label, wanted, most_pixels, budget)
+    del data
+    # The first encode, at a modest size, told how many bytes a pixel of this picture costs,
+    # so that the search starts near the answer instead of encoding the whole picture.
     full = float(base.size[0] * base.size[1])
+    # Close to the decoded size, try that size itself: no resampling at all.
+    pixels = full if wanted >= 0.85 * full else wanted
     quality, best, tried = FIT_QUALITY, None, set()
     # Pixel counts known to fit and known to be too big at this quality. Resampling changes how
     # well a picture compresses, so the size is not smooth in the pixel count: estimates that
@@ -123,6 +186,7 @@ def shrink(file: MediaFile, target: int) -> MediaFile:
                 if area <= smallest * 1.01:
                     break
                 guess = smallest
+        guess = min(guess, full)
         if fits_at and not fits_at < guess < too_big_at:
             guess = (fits_at + min(too_big_at, full)) / 2
         if too_big_at - fits_at < 0.01 * too_big_at:
@@ -156,12 +220,22 @@ def shrink(file: MediaFile, target: int) -> MediaFile:
     )
 
 
-def fit_to_budget(files: Sequence[MediaFile], budget: int) -> list[MediaFile]:
+def fit_to_budget(
+    files: Sequence[MediaFile],
+    budget: int,
+    *,
+    shrink_all: Callable[[list[tuple[MediaFile, int]]], list[MediaFile | MediaError]] | None = None,
+) -> list[MediaFile]:
     """The files, in order, with still images reduced so that all add up to ``budget`` bytes.
 
     Files already within the budget come back unchanged. Only ``fittable`` files change.
     Raises FitError (with a message for the user) when the other files leave too little room.
+
+    ``shrink_all`` runs a round of ``shrink`` calls, given (file, target) pairs, and returns
+    each result or the MediaError it raised, in order; by default here, one after the other
+    (messaging/compose/uploads.py runs them in child processes, side by side).
     """
+    shrink_all = shrink_all or _shrink_here
     files = list(files)
     if sum(f.size for f in files) <= budget:
         return files
@@ -173,11 +247,16 @@ def fit_to_budget(files: Sequence[MediaFile], budget: int) -> list[MediaFile]:
     weights = [max(1, (files[i].width or 1) * (files[i].height or 1)) for i in images]
     caps = [files[i].size for i in images]
     targets = _water_fill(available, caps, weights)
-    results = {}
-    for index, target in zip(images, targets, strict=True):
-        results[index] = (
-            files[index] if files[index].size <= target else shrink(files[index], target)
-        )
+    results = {
+        i: files[i] for i, target in zip(images, targets, strict=True) if files[i].size <= target
+    }
+    first = [(i, target) for i, target in zip(images, targets, strict=True) if i not in results]
+    for (index, _), result in zip(
+        first, shrink_all([(files[i], t) for i, t in first]), strict=True
+    ):
+        if isinstance(result, MediaError):
+            raise result
+        results[index] = result
     # Second round: bytes the first round left unused go back to the images that were reduced.
     spare = available - sum(r.size for r in results.values())
     reduced = [i for i in images if results[i] is not files[i]]
@@ -187,18 +266,31 @@ def fit_to_budget(files: Sequence[MediaFile], budget: int) -> list[MediaFile]:
             [files[i].size - results[i].size for i in reduced],
             [weights[images.index(i)] for i in reduced],
         )
-        for index, more in zip(reduced, extra, strict=True):
-            if more > 0.1 * results[index].size:
-                try:
-                    candidate = shrink(files[index], results[index].size + more)
-                except FitError:
-                    continue
-                if candidate.size > results[index].size:
-                    results[index] = candidate
+        second = [
+            (index, results[index].size + more)
+            for index, more in zip(reduced, extra, strict=True)
+            # Less is not worth a second decode (and an image decoded at reduced scale, which
+            # may stop short of its share, could not use it).
+            if more > 0.15 * results[index].size
+        ]
+        candidates = shrink_all([(files[i], t) for i, t in second])
+        for (index, _), candidate in zip(second, candidates, strict=True):
+            if isinstance(candidate, MediaFile) and candidate.size > results[index].size:
+                results[index] = candidate
     fitted = [results.get(i, f) for i, f in enumerate(files)]
     if sum(f.size for f in fitted) > budget:  # pragma: no cover - each result is within its share
         raise FitError(fit_refusal(files, images, fixed, budget))
     return fitted
+
+
+def _shrink_here(jobs: list[tuple[MediaFile, int]]) -> list[MediaFile | MediaError]:
+    results: list[MediaFile | MediaError] = []
+    for file, target in jobs:
+        try:
+            results.append(shrink(file, target))
+        except MediaError as error:
+            results.append(error)
+    return results
 
 
 def fit_refusal(files: Sequence[MediaFile], images: list[int], fixed: int, budget: int) -> str:

@@ -7,11 +7,16 @@ raises ``MediaError`` on a structure that ends early or does not add up.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from collections.abc import Callable
 
 from messaging.compose.media.files import _damaged
+
+# The end of a scan's entropy-coded data: a 0xFF that is not a stuffed 0xFF00, a restart
+# marker or fill before a marker (searched in C: a photo has thousands of stuffed bytes).
+END_OF_SCAN = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
 
 _JPEG_KEEP = {0xE0: b"JFIF\0", 0xE2: b"ICC_PROFILE\0", 0xEE: b"Adobe"}
 
@@ -62,17 +67,11 @@ def _rebuild_jpeg(data: bytes) -> tuple[bytes, bool, int]:
         out.append(segment)
         if marker == 0xDA:
             start = i
-            while True:
-                j = data.find(b"\xff", i)
-                if j < 0 or j + 1 >= n:
-                    raise _damaged("JPEG image")
-                following = data[j + 1]
-                if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
-                    i = j + 1 if following == 0xFF else j + 2
-                    continue
-                out.append(data[start:j])
-                i = j
-                break
+            found = END_OF_SCAN.search(data, i)
+            if found is None:
+                raise _damaged("JPEG image")
+            out.append(data[start : found.start()])
+            i = found.start()
     return b"".join(out), removed, n - i
 
 

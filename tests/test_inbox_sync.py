@@ -297,6 +297,20 @@ def test_a_program_received_is_not_kept(emulator, linked, media):
     assert file.state == FileState.REFUSED and "program" in file.error and not file.file
 
 
+def test_a_hostile_picture_received_is_kept_without_a_preview(emulator, linked, media):
+    """Its preview is decoded under the media budget in a child process: a tiny GIF declaring
+    400 frames of 7000 × 7000 pixels is refused from its header, and the file is still kept."""
+    connection, _ = linked
+    bomb = samples.gif_screen_bomb()
+    emulator.inbound(CONTACT, NUMBER_SMS_MMS, "Look", attachments=[("fun.gif", "image/gif", bomb)])
+    inbox_sync.sync_connection(connection.pk)
+
+    assert downloads.download_files() == {"stored": 1}
+    file = InboxFile.objects.get()
+    assert (file.state, file.size, file.thumbnail.name) == (FileState.STORED, len(bomb), "")
+    assert ConversationMessage.objects.get().text == "Look"
+
+
 def test_files_of_a_received_mms_go_to_s3(emulator, linked, bucket):  # noqa: F811
     connection, _ = linked
     client, name = bucket

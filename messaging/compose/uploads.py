@@ -9,6 +9,7 @@ file, and images over ``COMPOSE_IMAGE_MAX_PIXELS`` refused from their header.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from dataclasses import replace
@@ -19,6 +20,8 @@ from django.conf import settings
 from messaging.compose import media
 from messaging.compose.media import isolation
 from messaging.ringcentral import limits
+
+log = logging.getLogger(__name__)
 
 
 def max_file_bytes() -> int:
@@ -74,6 +77,23 @@ def ingest_source(
         name=media.clean_filename(name),
         on_usage=on_usage,
     )
+
+
+def thumbnail_in_child(name: str, data: bytes) -> bytes | None:
+    """A preview of a picture that came from outside (a received MMS file), made in a child
+    process under the media limits like every other decode; None when there is none."""
+    try:
+        return isolation.run(
+            isolation.thumbnail_source,
+            data,
+            image_budget(),
+            limits=step_limits(),
+            name=media.clean_filename(name),
+            what="preview",
+        )
+    except media.MediaError as exc:
+        log.info("No preview of %s: %s", media.clean_filename(name), exc)
+        return None
 
 
 def ingest_upload(uploaded, *, strip_metadata: bool = True) -> media.MediaFile:

@@ -26,6 +26,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from messaging.compose import media
+from messaging.compose.uploads import thumbnail_in_child
 from messaging.inbox import schedule, threads
 from messaging.links.tokens import client_for
 from messaging.models import FileState, InboxFile
@@ -132,7 +133,8 @@ def _store(file: InboxFile, data: bytes, served_type: str) -> str:
     stored = default_storage.save(f"inbox/{team_id}/{uuid.uuid4().hex}", ContentFile(data))
     thumbnail = ""
     if content_type.startswith("image/") and content_type != "image/svg+xml":
-        preview = media.thumbnail(data)
+        # Decoded in a child process under the media limits: the file came from outside.
+        preview = thumbnail_in_child(name, data)
         if preview:
             thumbnail = default_storage.save(
                 f"inbox/{team_id}/{uuid.uuid4().hex}-thumb", ContentFile(preview)

@@ -44,7 +44,7 @@ from multiprocessing.process import AuthenticationString
 from pathlib import Path
 from typing import Any
 
-from messaging.compose.media.cleaning import ingest
+from messaging.compose.media.cleaning import ingest, thumbnail
 from messaging.compose.media.cost import Budget
 from messaging.compose.media.files import MediaError, MediaFile
 from messaging.compose.media.fitting import shrink
@@ -85,6 +85,11 @@ def _read(source: str | bytes) -> bytes:
 def ingest_source(name: str, source: str | bytes, strip_metadata: bool, budget: Budget):
     """``ingest`` of the file at ``source`` (a path, or the bytes themselves)."""
     return ingest(name, _read(source), strip_metadata=strip_metadata, budget=budget)
+
+
+def thumbnail_source(source: str | bytes, budget: Budget):
+    """``thumbnail`` of the picture at ``source`` (a received file's preview)."""
+    return thumbnail(_read(source), budget)
 
 
 def shrink_source(file: MediaFile, source: str | bytes, target: int, budget: Budget):

@@ -321,6 +321,9 @@ RINGCENTRAL_RATE_LIMITS = {
     group: {**values, **_rate_limit_overrides.get(group, {})}
     for group, values in _mms_limits.rate_limit_defaults().items()
 }
+# What RingCentral reports in X-Rate-Limit-Limit and -Window replaces the rates above for that
+# user and group; an operator may cap it per group: group -> {"limit": requests, "window": s}.
+RINGCENTRAL_RATE_LIMIT_MAX = env.json("RINGCENTRAL_RATE_LIMIT_MAX", default={})
 # Off only for benchmarks against the emulator; RingCentral itself would answer with 429s.
 RINGCENTRAL_RATE_LIMITING = env.bool("RINGCENTRAL_RATE_LIMITING", default=True)
 # Seconds before an access token expires at which it is refreshed, so no request starts with a
@@ -365,6 +368,13 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"visibility_timeout": 3600} if CELERY_BROKER_URL.startswith(("redis", "rediss")) else {}
 )
+# The SQLite broker (kombu's SQLAlchemy transport) is polled, by default once a second: a
+# message waited up to that long before a worker saw it. A local file answers an empty poll in
+# well under a millisecond, so polling ten times a second costs an idle worker next to nothing.
+if CELERY_BROKER_URL.startswith("sqla+"):
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = env.float(
+        "CELERY_BROKER_POLLING_INTERVAL", default=0.1
+    )
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "keep-connections-alive": {

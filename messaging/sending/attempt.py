@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from messaging.core import streaming
 from messaging.links.tokens import client_for
 from messaging.models import CLAIMABLE_STATUSES, Attachment, MessageStatus, OutboundMessage
 from messaging.outbox import states
@@ -139,11 +140,19 @@ def wire_message(message: OutboundMessage) -> tuple:
     (`states.claim` does), the files streamed from storage."""
     storage = Attachment._meta.get_field("file").storage
     files = [
-        multipart.StoredAttachment(storage, a.file.name, a.original_name, a.content_type, a.size)
+        StreamedAttachment(storage, a.file.name, a.original_name, a.content_type, a.size)
         for a in message.attachments.all()
     ]
     recipients = [recipient.phone_number for recipient in message.recipients.all()]
     return message.from_number, recipients, message.text, files
+
+
+class StreamedAttachment(multipart.StoredAttachment):
+    """A stored file read front to back as the body is written, one buffer at a time whatever
+    the storage (messaging/core/streaming.py)."""
+
+    def open(self):
+        return streaming.open_stream(self.storage, self.name)
 
 
 def _retry(message, send_attempt, exc, *, counts_as_attempt: bool = True) -> float | None:

@@ -368,13 +368,6 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"visibility_timeout": 3600} if CELERY_BROKER_URL.startswith(("redis", "rediss")) else {}
 )
-# The SQLite broker (kombu's SQLAlchemy transport) is polled, by default once a second: a
-# message waited up to that long before a worker saw it. A local file answers an empty poll in
-# well under a millisecond, so polling ten times a second costs an idle worker next to nothing.
-if CELERY_BROKER_URL.startswith("sqla+"):
-    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = env.float(
-        "CELERY_BROKER_POLLING_INTERVAL", default=0.1
-    )
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "keep-connections-alive": {

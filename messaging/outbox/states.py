@@ -25,11 +25,11 @@ import logging
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from messaging.models import (
@@ -39,10 +39,13 @@ from messaging.models import (
     OutboundMessage,
     Recipient,
     RecipientStatus,
+    RingCentralConnection,
     SendAttempt,
 )
-from messaging.outbox import delivery_errors, handoff, notifications
+from messaging.outbox import delivery_errors, handoff, notifications, rows
 from messaging.outbox.events import EventKind, record_event
+from messaging.outbox.send_sql import ATTEMPT_RESULT as _ATTEMPT_RESULT
+from messaging.outbox.send_sql import statements as _sql
 from messaging.ringcentral.records import MessageRecord
 
 log = logging.getLogger(__name__)
@@ -157,7 +160,13 @@ def _finish_attempt(
     else:
         attempt.http_status = http_status
         attempt.rate_limit = rate_limit or {}
-    attempt.save()
+    sql = _sql()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.finish_attempt,
+            [rows.prep(SendAttempt, f, getattr(attempt, f)) for f in _ATTEMPT_RESULT]
+            + [attempt.pk],
+        )
 
 
 # 1. Enqueue ------------------------------------------------------------------------------------
@@ -197,31 +206,95 @@ def defer(message_id: int, seconds: float) -> bool:
 # 2. Claim --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SendFacts:
+    """What a worker reads of a message before it claims it (due? whose budget?)."""
+
+    status: str
+    next_attempt_at: datetime | None
+    from_number: str
+    account_id: str
+    extension_id: str
+
+
+def send_facts(message_id: int) -> SendFacts | None:
+    """The message's status, when it is due, its sender and its RingCentral user; None if it
+    is gone. One statement."""
+    sql = _sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql.due, [message_id])
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    loaded = rows.load(sql.due_columns, found[:3])
+    return SendFacts(loaded.status, loaded.next_attempt_at, loaded.from_number, found[3], found[4])
+
+
 def claim(message_id: int) -> tuple[OutboundMessage, SendAttempt] | None:
     """Take a due message for sending, or None if it is not due or someone else has it.
 
     Must not run inside a caller's transaction (`durable=True` enforces it): the claim has to be
-    committed before the HTTP request starts.
+    committed before the HTTP request starts. One transaction of two statements: the
+    compare-and-set that returns the message's row, and the attempt's row numbered after the
+    message's earlier ones. Then one read of the connection with the recipients and one of the
+    files: the message comes back as `message_for_sending` gives it.
     """
     now = timezone.now()
-    with transaction.atomic(durable=True):
-        won = (
-            OutboundMessage.objects.filter(pk=message_id, status__in=CLAIMABLE_STATUSES)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .update(
-                status=MessageStatus.SENDING,
-                sending_since=now,
-                attempts=F("attempts") + 1,
-                updated_at=now,
-            )
+    sql = _sql()
+    with transaction.atomic(durable=True), connection.cursor() as cursor:
+        cursor.execute(
+            sql.claim,
+            [
+                MessageStatus.SENDING,
+                rows.prep(OutboundMessage, "sending_since", now),
+                rows.prep(OutboundMessage, "updated_at", now),
+                message_id,
+                *CLAIMABLE_STATUSES,
+                rows.prep(OutboundMessage, "next_attempt_at", now),
+            ],
         )
-        if not won:
+        found = cursor.fetchone()
+        if found is None:
             return None
-        message = message_for_sending(message_id)
-        attempt = SendAttempt.objects.create(
-            message=message, number=message.send_attempts.count() + 1, started_at=now
+        cursor.execute(
+            sql.open_attempt,
+            [
+                message_id,
+                rows.prep(SendAttempt, "started_at", now),
+                rows.prep(SendAttempt, "rate_limit", {}),
+                AttemptOutcome.IN_PROGRESS,
+                message_id,
+            ],
         )
+        attempt_id, number = cursor.fetchone()
+    message = rows.load(sql.message, found)
+    _load_for_sending(message)
+    attempt = SendAttempt(
+        id=attempt_id, message=message, number=number, started_at=now, rate_limit={}
+    )
+    attempt._state.adding = False
     return message, attempt
+
+
+def _load_for_sending(message: OutboundMessage) -> None:
+    """Give `message` its connection, recipients and files as `message_for_sending` would."""
+    sql = _sql()
+    width = len(sql.connection.fields)
+    with connection.cursor() as cursor:
+        cursor.execute(sql.connection_and_recipients, [message.connection_id, message.pk])
+        found = cursor.fetchall()
+        cursor.execute(sql.attachments, [message.pk])
+        files = [rows.load(sql.attachment, row) for row in cursor.fetchall()]
+    if found:
+        linked = rows.load(sql.connection, found[0][:width])
+    else:  # a message always has a recipient; should one be missing, the ORM reads the link
+        linked = RingCentralConnection.objects.get(pk=message.connection_id)
+    OutboundMessage.connection.field.set_cached_value(message, linked)
+    recipients = [rows.load(sql.recipient, row[width:]) for row in found]
+    for item in [*recipients, *files]:
+        type(item).message.field.set_cached_value(item, message)
+    rows.attach_prefetched(message, "recipients", recipients)
+    rows.attach_prefetched(message, "attachments", files)
 
 
 def message_for_sending(message_id: int) -> OutboundMessage:
@@ -244,21 +317,31 @@ def record_success(
     *,
     from_statuses=(MessageStatus.SENDING,),
 ) -> bool:
+    """RingCentral accepted the message: `sent`, its recipients queued (or as the answer says),
+    the attempt closed, in one transaction of (usually) three statements."""
     now = timezone.now()
-    with transaction.atomic():
-        won = _set(
-            message.pk,
-            from_statuses,
-            status=MessageStatus.SENT,
-            sent_at=now,
-            rc_message_id=str(accepted.rc_message_id),
-            rc_conversation_id=accepted.conversation_id or "",
-            next_attempt_at=None,
-            error_code="",
-            error_reason="",
-            error_fix="",
+    sql = _sql()
+    statuses = list(from_statuses)
+    values = [
+        MessageStatus.SENT,
+        now,
+        str(accepted.rc_message_id),
+        accepted.conversation_id or "",
+        None,
+        "",
+        "",
+        "",
+        now,
+    ]
+    fields = ("status", "sent_at", "rc_message_id", "rc_conversation_id", "next_attempt_at")
+    fields += ("error_code", "error_reason", "error_fix", "updated_at")
+    params = [rows.prep(OutboundMessage, f, v) for f, v in zip(fields, values, strict=True)]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            sql.accepted + "(" + ", ".join(["%s"] * len(statuses)) + ")",
+            [*params, message.pk, *statuses],
         )
-        if not won:
+        if cursor.rowcount != 1:
             return False
         # One UPDATE per status RingCentral gave (usually one for all); a recipient the answer
         # leaves out is queued at RingCentral like the rest.
@@ -267,10 +350,14 @@ def record_success(
             rc_status = accepted.recipient_statuses.get(recipient.phone_number)
             status = _RECIPIENT_STATUS_FROM_RC.get(rc_status, RecipientStatus.QUEUED)
             numbers_by_status[status].append(recipient.phone_number)
-        for status, numbers in numbers_by_status.items():
-            Recipient.objects.filter(message=message, phone_number__in=numbers).update(
-                status=status
-            )
+        if len(numbers_by_status) == 1:
+            (status,) = numbers_by_status
+            cursor.execute(sql.recipients_status, [status, message.pk])
+        else:
+            for status, numbers in numbers_by_status.items():
+                Recipient.objects.filter(message=message, phone_number__in=numbers).update(
+                    status=status
+                )
         _finish_attempt(
             attempt,
             AttemptOutcome.ACCEPTED,
@@ -316,9 +403,11 @@ def schedule_retry(
     failure: Failure,
     *,
     counts_as_attempt: bool = True,
-) -> bool:
+) -> float | None:
     """A retryable failure: wait (Retry-After, else the backoff table with jitter), then retry.
 
+    Returns the seconds until the retry is due, or None when none was scheduled: the attempts
+    are used up (the message is then failed) or the message moved on meanwhile.
     `counts_as_attempt=False` is for answers that say the request was not processed at all
     (429): they do not use up one of the `max_attempts()` tries.
     """
@@ -333,7 +422,8 @@ def schedule_retry(
             rate_limit=failure.rate_limit,
             detail=failure.detail,
         )
-        return record_failure(message, attempt, gave_up)
+        record_failure(message, attempt, gave_up)
+        return None
     if failure.retry_after is not None:
         delay = failure.retry_after
     else:
@@ -345,7 +435,7 @@ def schedule_retry(
             message.pk,
             [MessageStatus.SENDING],
             status=MessageStatus.RETRY_WAIT,
-            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            next_attempt_at=timezone.now() + timedelta(seconds=max(delay, 0.0)),
             attempts=used,
             error_code=failure.code,
             error_reason=failure.reason,
@@ -354,7 +444,7 @@ def schedule_retry(
         if won:
             outcome = AttemptOutcome.RETRYABLE if counts_as_attempt else AttemptOutcome.RATE_LIMITED
             _finish_attempt(attempt, outcome, failure)
-    return won
+    return max(delay, 0.0) if won else None
 
 
 def mark_unknown(message: OutboundMessage, attempt: SendAttempt | None, failure: Failure) -> bool:

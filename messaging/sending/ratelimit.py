@@ -207,6 +207,9 @@ def parse_headers(headers: Mapping[str, str]) -> Observation:
 class RateLimiter:
     """The interface every backend provides. Times are seconds."""
 
+    # False only for the limiter that grants everything: callers may skip gathering keys.
+    enabled = True
+
     def __init__(
         self,
         rates: Mapping[str, Rate] | None = None,
@@ -287,6 +290,8 @@ class RateLimiter:
 
 class NullRateLimiter(RateLimiter):
     """Grants everything: ``RINGCENTRAL_RATE_LIMITING = False``."""
+
+    enabled = False
 
     def __init__(self):
         super().__init__(rates={}, maximums={})

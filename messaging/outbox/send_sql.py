@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from functools import cache
 
+from django.db import connection
+
 from messaging.models import (
     CLAIMABLE_STATUSES,
     Attachment,
@@ -65,6 +67,27 @@ class SendPathSql:
             + f" WHERE {attempt.column('id')} = %s"
         )
         c = self.connection
+        # PostgreSQL runs a claim, or the record of an answer, as one statement (data-modifying
+        # CTEs): atomic by itself, one round trip instead of a transaction of several.
+        self.single_statement = connection.vendor == "postgresql"
+        self.claim_whole = (
+            f"WITH claimed AS ({self.claim}), opened AS ("
+            f"INSERT INTO {attempt.table} ({attempt.column('message_id')}, "
+            f"{attempt.column('number')}, {attempt.column('started_at')}, "
+            f"{attempt.column('rc_error_code')}, {attempt.column('rate_limit')}, "
+            f"{attempt.column('outcome')}, {attempt.column('detail')}) "
+            f"SELECT claimed.{m.column('id')}, COALESCE((SELECT MAX(p.{attempt.column('number')}) "
+            f"FROM {attempt.table} p WHERE p.{attempt.column('message_id')} = "
+            f"claimed.{m.column('id')}), 0) + 1, %s, '', %s, %s, '' FROM claimed "
+            f"RETURNING {attempt.column('id')}, {attempt.column('number')}) "
+            f"SELECT {m.select_list('claimed')}, opened.{attempt.column('id')}, "
+            f"opened.{attempt.column('number')}, (SELECT COUNT(*) FROM {a.table} f WHERE "
+            f"f.{a.column('message_id')} = claimed.{m.column('id')}), {c.select_list('c')}, "
+            f"{r.select_list('r')} FROM claimed CROSS JOIN opened "
+            f"JOIN {c.table} c ON c.{c.column('id')} = claimed.{m.column('connection_id')} "
+            f"LEFT JOIN {r.table} r ON r.{r.column('message_id')} = claimed.{m.column('id')} "
+            f"ORDER BY r.{r.column('id')}"
+        )
         self.due_columns = rows.Columns(
             OutboundMessage, ["status", "next_attempt_at", "from_number"]
         )
@@ -102,6 +125,22 @@ class SendPathSql:
         self.accepted = f"UPDATE {m.table} SET {done} WHERE {m.column('id')} = %s AND " + (
             f"{m.column('status')} IN "
         )
+        # The answer recorded when every recipient takes one status (the usual case); the
+        # statuses the message may leave are filled in by `accepted_whole_for`.
+        self._accepted_whole = (
+            "WITH done AS ({accepted} RETURNING " + m.column("id") + "), "
+            f"recipients AS (UPDATE {r.table} SET {r.column('status')} = %s WHERE "
+            f"{r.column('message_id')} IN (SELECT {m.column('id')} FROM done) RETURNING 1), "
+            f"closed AS ({self.finish_attempt} AND EXISTS (SELECT 1 FROM done) RETURNING 1) "
+            "SELECT COUNT(*) FROM done"
+        )
         self.recipients_status = (
             f"UPDATE {r.table} SET {r.column('status')} = %s WHERE {r.column('message_id')} = %s"
         )
+
+    def accepted_for(self, statuses: int) -> str:
+        """The compare-and-set of an accepted message leaving one of `statuses` statuses."""
+        return self.accepted + "(" + ", ".join(["%s"] * statuses) + ")"
+
+    def accepted_whole_for(self, statuses: int) -> str:
+        return self._accepted_whole.replace("{accepted}", self.accepted_for(statuses))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -150,6 +151,17 @@ def _finish_attempt(
 ) -> None:
     if attempt is None:
         return
+    closing = _attempt_result(
+        attempt, outcome, failure, http_status=http_status, rate_limit=rate_limit
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_sql().finish_attempt, [*closing, attempt.pk])
+
+
+def _attempt_result(
+    attempt: SendAttempt, outcome: str, failure=None, *, http_status=None, rate_limit=None
+) -> list:
+    """Close `attempt` in memory; the values of `ATTEMPT_RESULT` as the database takes them."""
     attempt.finished_at = timezone.now()
     attempt.outcome = outcome
     if failure is not None:
@@ -160,13 +172,7 @@ def _finish_attempt(
     else:
         attempt.http_status = http_status
         attempt.rate_limit = rate_limit or {}
-    sql = _sql()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql.finish_attempt,
-            [rows.prep(SendAttempt, f, getattr(attempt, f)) for f in _ATTEMPT_RESULT]
-            + [attempt.pk],
-        )
+    return [rows.prep(SendAttempt, f, getattr(attempt, f)) for f in _ATTEMPT_RESULT]
 
 
 # 1. Enqueue ------------------------------------------------------------------------------------
@@ -241,34 +247,65 @@ def claim(message_id: int) -> tuple[OutboundMessage, SendAttempt] | None:
     """
     now = timezone.now()
     sql = _sql()
+    claiming = [
+        MessageStatus.SENDING,
+        rows.prep(OutboundMessage, "sending_since", now),
+        rows.prep(OutboundMessage, "updated_at", now),
+        message_id,
+        *CLAIMABLE_STATUSES,
+        rows.prep(OutboundMessage, "next_attempt_at", now),
+    ]
+    opening = [
+        rows.prep(SendAttempt, "started_at", now),
+        rows.prep(SendAttempt, "rate_limit", {}),
+        AttemptOutcome.IN_PROGRESS,
+    ]
+    if sql.single_statement:
+        # One statement in autocommit is committed when it returns. Inside a transaction,
+        # Django's durable block refuses a caller's (and allows a test case's).
+        durable = transaction.atomic(durable=True) if connection.in_atomic_block else nullcontext()
+        with durable, connection.cursor() as cursor:
+            cursor.execute(sql.claim_whole, [*claiming, *opening])
+            found = cursor.fetchall()
+        return _claimed(found, now) if found else None
     with transaction.atomic(durable=True), connection.cursor() as cursor:
-        cursor.execute(
-            sql.claim,
-            [
-                MessageStatus.SENDING,
-                rows.prep(OutboundMessage, "sending_since", now),
-                rows.prep(OutboundMessage, "updated_at", now),
-                message_id,
-                *CLAIMABLE_STATUSES,
-                rows.prep(OutboundMessage, "next_attempt_at", now),
-            ],
-        )
+        cursor.execute(sql.claim, claiming)
         found = cursor.fetchone()
         if found is None:
             return None
-        cursor.execute(
-            sql.open_attempt,
-            [
-                message_id,
-                rows.prep(SendAttempt, "started_at", now),
-                rows.prep(SendAttempt, "rate_limit", {}),
-                AttemptOutcome.IN_PROGRESS,
-                message_id,
-            ],
-        )
+        cursor.execute(sql.open_attempt, [message_id, *opening, message_id])
         attempt_id, number = cursor.fetchone()
     message = rows.load(sql.message, found)
     _load_for_sending(message)
+    attempt = SendAttempt(
+        id=attempt_id, message=message, number=number, started_at=now, rate_limit={}
+    )
+    attempt._state.adding = False
+    return message, attempt
+
+
+def _claimed(found: list, now) -> tuple[OutboundMessage, SendAttempt]:
+    """The message and its attempt from the rows of `claim_whole`: per recipient, the message,
+    the attempt's id and number, how many files it has, the connection and the recipient."""
+    sql = _sql()
+    first = found[0]
+    width = len(sql.message.fields)
+    message = rows.load(sql.message, first[:width])
+    attempt_id, number, files = first[width : width + 3]
+    start = width + 3
+    linked = rows.load(sql.connection, first[start : start + len(sql.connection.fields)])
+    start += len(sql.connection.fields)
+    OutboundMessage.connection.field.set_cached_value(message, linked)
+    recipients = [rows.load(sql.recipient, row[start:]) for row in found if row[start] is not None]
+    attachments = []
+    if files:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.attachments, [message.pk])
+            attachments = [rows.load(sql.attachment, row) for row in cursor.fetchall()]
+    for item in [*recipients, *attachments]:
+        type(item).message.field.set_cached_value(item, message)
+    rows.attach_prefetched(message, "recipients", recipients)
+    rows.attach_prefetched(message, "attachments", attachments)
     attempt = SendAttempt(
         id=attempt_id, message=message, number=number, started_at=now, rate_limit={}
     )
@@ -336,20 +373,31 @@ def record_success(
     fields = ("status", "sent_at", "rc_message_id", "rc_conversation_id", "next_attempt_at")
     fields += ("error_code", "error_reason", "error_fix", "updated_at")
     params = [rows.prep(OutboundMessage, f, v) for f, v in zip(fields, values, strict=True)]
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            sql.accepted + "(" + ", ".join(["%s"] * len(statuses)) + ")",
-            [*params, message.pk, *statuses],
+    # One UPDATE per status RingCentral gave (usually one for all); a recipient the answer
+    # leaves out is queued at RingCentral like the rest.
+    numbers_by_status = defaultdict(list)
+    for recipient in message.recipients.all():
+        rc_status = accepted.recipient_statuses.get(recipient.phone_number)
+        status = _RECIPIENT_STATUS_FROM_RC.get(rc_status, RecipientStatus.QUEUED)
+        numbers_by_status[status].append(recipient.phone_number)
+    if sql.single_statement and len(numbers_by_status) == 1 and attempt is not None:
+        (status,) = numbers_by_status
+        closing = _attempt_result(
+            attempt,
+            AttemptOutcome.ACCEPTED,
+            http_status=accepted.http_status,
+            rate_limit=accepted.rate_limit,
         )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql.accepted_whole_for(len(statuses)),
+                [*params, message.pk, *statuses, status, *closing, attempt.pk],
+            )
+            return cursor.fetchone()[0] == 1
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.accepted_for(len(statuses)), [*params, message.pk, *statuses])
         if cursor.rowcount != 1:
             return False
-        # One UPDATE per status RingCentral gave (usually one for all); a recipient the answer
-        # leaves out is queued at RingCentral like the rest.
-        numbers_by_status = defaultdict(list)
-        for recipient in message.recipients.all():
-            rc_status = accepted.recipient_statuses.get(recipient.phone_number)
-            status = _RECIPIENT_STATUS_FROM_RC.get(rc_status, RecipientStatus.QUEUED)
-            numbers_by_status[status].append(recipient.phone_number)
         if len(numbers_by_status) == 1:
             (status,) = numbers_by_status
             cursor.execute(sql.recipients_status, [status, message.pk])

@@ -246,8 +246,12 @@ class _KeptAlive:
             connection.putrequest("POST", path, skip_accept_encoding=True)
             for name, value in {**_standard_headers(), **headers}.items():
                 connection.putheader(name, value)
-            connection.endheaders()
-            for piece in body:
+            pieces = iter(body)
+            first = next(pieces, None)
+            # The head and the first piece in one write: a text message is a single small
+            # piece, sent with its headers in one segment instead of two.
+            connection.endheaders(bytes(first) if first is not None else None)
+            for piece in pieces:
                 connection.sock.sendall(piece)
             whole = True
             response = connection.getresponse()

@@ -36,7 +36,10 @@ def _open_object(storage, name: str) -> ObjectStream:
     # django-storages' own open uses them.
     key = storage._normalize_name(clean_name(name))
     parameters = _filter_download_params(storage.get_object_parameters(key))
-    return ObjectStream(storage.bucket.Object(key), parameters)
+    # The client, not the bucket's resource objects: a resource object per file costs far more
+    # memory than the buffer the file is read through.
+    client = storage.connection.meta.client
+    return ObjectStream(client, storage.bucket_name, key, parameters)
 
 
 class ObjectStream(io.RawIOBase):
@@ -48,9 +51,11 @@ class ObjectStream(io.RawIOBase):
     possible.
     """
 
-    def __init__(self, s3_object, parameters: dict | None = None):
+    def __init__(self, client, bucket: str, key: str, parameters: dict | None = None):
         super().__init__()
-        self._object = s3_object
+        self._client = client
+        self._bucket = bucket
+        self._key = key
         self._parameters = parameters or {}
         self._body = None
         self._position = 0
@@ -60,10 +65,10 @@ class ObjectStream(io.RawIOBase):
         from botocore.exceptions import ClientError
 
         try:
-            answer = self._object.get(**self._parameters)
+            answer = self._client.get_object(Bucket=self._bucket, Key=self._key, **self._parameters)
         except ClientError as exc:
             if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
-                raise FileNotFoundError(f"no such object: {self._object.key}") from exc
+                raise FileNotFoundError(f"no such object: {self._key}") from exc
             raise
         self._body = answer["Body"]
         self._position = 0

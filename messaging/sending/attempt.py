@@ -154,7 +154,10 @@ def _post(message, send_attempt, limiter, send_key, not_after: float) -> Result:
 def wire_message(message: OutboundMessage) -> tuple:
     """What the client sends for `message`: (from, to, text, files), recipients and files in
     their models' order, from the rows prefetched with the message when there are
-    (`states.claim` does), the files streamed from storage."""
+    (`states.claim` does), the files streamed from storage.
+
+    The one place where a claimed message's recipients are about to be posted: a check of who
+    may still be sent to belongs here, in every send."""
     storage = Attachment._meta.get_field("file").storage
     files = [
         StreamedAttachment(storage, a.file.name, a.original_name, a.content_type, a.size)

@@ -57,7 +57,11 @@ def test_a_claim_brings_what_the_send_reads_without_another_query(message, numbe
             sha256="0" * 64,
             position=position,
         )
-    expected = outbox.message_for_sending(message.pk)
+    expected = (
+        OutboundMessage.objects.select_related("connection")
+        .prefetch_related("recipients", "attachments")
+        .get(pk=message.pk)
+    )
     claimed, attempt = outbox.claim(message.pk)
     with CaptureQueriesContext(db_connection) as queries:
         assert [r.phone_number for r in claimed.recipients.all()] == [

@@ -104,6 +104,7 @@ class SendPathSql:
             f"JOIN {c.table} c ON c.{c.column('id')} = %s "
             f"WHERE r.{r.column('message_id')} = %s ORDER BY r.{r.column('id')}"
         )
+        self.message_row = f"SELECT {m.select_list()} FROM {m.table} WHERE {m.column('id')} = %s"
         self.attachments = (
             f"SELECT {a.select_list()} FROM {a.table} WHERE {a.column('message_id')} = %s "
             f"ORDER BY {a.column('position')}, {a.column('id')}"

@@ -335,13 +335,17 @@ def _load_for_sending(message: OutboundMessage) -> None:
 
 
 def message_for_sending(message_id: int) -> OutboundMessage:
-    """The message with everything its send reads, in one go: the connection (and its token),
-    the sender number, the recipients and the files."""
-    return (
-        OutboundMessage.objects.select_related("connection", "sender_number")
-        .prefetch_related("recipients", "attachments")
-        .get(pk=message_id)
-    )
+    """The message with everything its send reads, read as a claim reads it: the connection
+    (and its token), the recipients and the files. Raises `OutboundMessage.DoesNotExist`."""
+    sql = _sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql.message_row, [message_id])
+        found = cursor.fetchone()
+    if found is None:
+        raise OutboundMessage.DoesNotExist(f"no message {message_id}")
+    message = rows.load(sql.message, found)
+    _load_for_sending(message)
+    return message
 
 
 # 3. Outcomes -----------------------------------------------------------------------------------

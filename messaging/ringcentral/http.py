@@ -221,6 +221,8 @@ def post_message(
 
 
 _kept = threading.local()
+# A first piece up to this size goes out with the request's head (copied once: small).
+SMALL_BODY = 16 * 1024
 
 
 class _KeptAlive:
@@ -248,9 +250,13 @@ class _KeptAlive:
                 connection.putheader(name, value)
             pieces = iter(body)
             first = next(pieces, None)
-            # The head and the first piece in one write: a text message is a single small
-            # piece, sent with its headers in one segment instead of two.
-            connection.endheaders(bytes(first) if first is not None else None)
+            if first is not None and len(first) <= SMALL_BODY:
+                # A text message is one small piece: sent with the head in one segment.
+                connection.endheaders(bytes(first))
+            else:
+                connection.endheaders()
+                if first is not None:
+                    connection.sock.sendall(first)
             for piece in pieces:
                 connection.sock.sendall(piece)
             whole = True

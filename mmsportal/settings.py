@@ -330,6 +330,9 @@ RINGCENTRAL_RATE_LIMITS = {
     group: {**values, **_rate_limit_overrides.get(group, {})}
     for group, values in _mms_limits.rate_limit_defaults().items()
 }
+# What RingCentral reports in X-Rate-Limit-Limit and -Window replaces the rates above for that
+# user and group; an operator may cap it per group: group -> {"limit": requests, "window": s}.
+RINGCENTRAL_RATE_LIMIT_MAX = env.json("RINGCENTRAL_RATE_LIMIT_MAX", default={})
 # Off only for benchmarks against the emulator; RingCentral itself would answer with 429s.
 RINGCENTRAL_RATE_LIMITING = env.bool("RINGCENTRAL_RATE_LIMITING", default=True)
 # Seconds before an access token expires at which it is refreshed, so no request starts with a

@@ -12,10 +12,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from messaging.models import (
+    Attachment,
     AttemptOutcome,
     MessageStatus,
     OutboundMessage,
     RecipientStatus,
+    SendAttempt,
 )
 from messaging.outbox import states as outbox
 from tests.factories import make_connection, make_message, make_number, team_history
@@ -42,6 +44,58 @@ def test_claim_moves_queued_to_sending_and_opens_an_attempt(message):
     assert message_.sending_since is not None
     assert message_.attempts == 1
     assert attempt.number == 1 and attempt.outcome == AttemptOutcome.IN_PROGRESS
+
+
+def test_a_claim_brings_what_the_send_reads_without_another_query(message, number):
+    for position in (1, 0):
+        Attachment.objects.create(
+            message=message,
+            file=f"attachments/{position}.jpg",
+            original_name=f"{position}.jpg",
+            content_type="image/jpeg",
+            size=10 + position,
+            sha256="0" * 64,
+            position=position,
+        )
+    expected = (
+        OutboundMessage.objects.select_related("connection")
+        .prefetch_related("recipients", "attachments")
+        .get(pk=message.pk)
+    )
+    claimed, attempt = outbox.claim(message.pk)
+    with CaptureQueriesContext(db_connection) as queries:
+        assert [r.phone_number for r in claimed.recipients.all()] == [
+            r.phone_number for r in expected.recipients.all()
+        ]
+        assert [(a.original_name, a.size, a.file.name) for a in claimed.attachments.all()] == [
+            (a.original_name, a.size, a.file.name) for a in expected.attachments.all()
+        ]
+        assert claimed.connection.access_token == expected.connection.access_token
+        assert claimed.connection.access_expires_at == expected.connection.access_expires_at
+        assert (claimed.from_number, claimed.text) == (expected.from_number, expected.text)
+        assert claimed.created_at == expected.created_at
+    assert len(queries) == 0
+    stored = SendAttempt.objects.get(pk=attempt.pk)
+    assert (stored.number, stored.outcome, stored.message_id) == (1, "in_progress", message.pk)
+
+
+@pytest.mark.django_db(transaction=True)  # as in a worker: no transaction around the claim
+def test_claiming_and_recording_an_sms_take_few_statements(message):
+    with CaptureQueriesContext(db_connection) as claiming:
+        claimed, attempt = outbox.claim(message.pk)
+    with CaptureQueriesContext(db_connection) as recording:
+        assert outbox.record_success(claimed, attempt, outbox.Accepted(rc_message_id="991"))
+    if db_connection.vendor == "postgresql":
+        # One statement each, committed on its own.
+        assert (len(claiming), len(recording)) == (1, 1)
+    else:
+        # A transaction of two statements, then the reads; one transaction of three.
+        assert len(claiming) <= 6 and len(recording) <= 5
+    claimed.refresh_from_db()
+    assert claimed.status == MessageStatus.SENT and claimed.rc_message_id == "991"
+    assert set(claimed.recipients.values_list("status", flat=True)) == {RecipientStatus.QUEUED}
+    attempt.refresh_from_db()
+    assert attempt.outcome == AttemptOutcome.ACCEPTED and attempt.finished_at
 
 
 def test_a_claimed_message_cannot_be_claimed_again(message):

@@ -96,14 +96,16 @@ def make_limiter(request, clock):
         prefix = request.getfixturevalue("redis_prefix")
         client = redis_client()
 
-        def factory(rates=RATES, margin=0.0):
-            return RedisRateLimiter(client, rates, prefix=prefix, clock=clock, margin=margin)
+        def factory(rates=RATES, margin=0.0, **options):
+            return RedisRateLimiter(
+                client, rates, prefix=prefix, clock=clock, margin=margin, **options
+            )
 
     else:
         request.getfixturevalue("db")
 
-        def factory(rates=RATES, margin=0.0):
-            return DatabaseRateLimiter(rates, clock=clock, margin=margin)
+        def factory(rates=RATES, margin=0.0, **options):
+            return DatabaseRateLimiter(rates, clock=clock, margin=margin, **options)
 
     return factory
 
@@ -152,7 +154,7 @@ def test_sliding_window_frees_one_slot_as_each_grant_ages_out(limiter, clock):
 
 
 def test_margin_widens_the_window(make_limiter, clock):
-    limiter = make_limiter(margin=2.0)
+    limiter = make_limiter(margin=2.0, margin_share=1.0)
     for _ in range(3):
         limiter.try_acquire([SEND])
     assert limiter.try_acquire([SEND]) == pytest.approx(12.0)
@@ -247,7 +249,64 @@ def test_pause_without_retry_after_uses_ringcentrals_advice(limiter):
     assert limiter.try_acquire([SEND]) == pytest.approx(limits.DEFAULT_RETRY_AFTER_SECONDS)
 
 
+def test_margin_is_a_small_share_of_a_short_window(make_limiter, clock):
+    limiter = make_limiter(margin=2.0)  # the default share: 3 % of 10 s
+    for _ in range(3):
+        limiter.try_acquire([SEND])
+    assert limiter.try_acquire([SEND]) == pytest.approx(10.3)
+
+
 # --- adapting to X-Rate-Limit-* -------------------------------------------------------------
+
+
+def test_reported_limit_and_window_replace_the_configured_rate_as_a_pair(limiter, clock):
+    # Configured 3 per 10 s; RingCentral says 6 per 5 s: more in a shorter window, both hold.
+    limiter.observe(SEND, {"X-Rate-Limit-Limit": "6", "X-Rate-Limit-Window": "5"})
+    assert [limiter.try_acquire([SEND]) for _ in range(6)] == [0.0] * 6
+    assert limiter.try_acquire([SEND]) == pytest.approx(5.0)
+    clock.advance(5)
+    assert [limiter.try_acquire([SEND]) for _ in range(6)] == [0.0] * 6
+    assert limiter.try_acquire([SEND]) > 0
+
+
+def test_a_later_report_replaces_the_earlier_pair(limiter):
+    limiter.observe(SEND, {"X-Rate-Limit-Limit": "6", "X-Rate-Limit-Window": "5"})
+    limiter.observe(SEND, {"X-Rate-Limit-Limit": "2", "X-Rate-Limit-Window": "60"})
+    assert [limiter.try_acquire([SEND]) for _ in range(2)] == [0.0, 0.0]
+    assert limiter.try_acquire([SEND]) == pytest.approx(60.0)
+
+
+def test_operators_maximum_caps_the_reported_pair(make_limiter, clock):
+    # At most 4 per 20 s whatever RingCentral says: of a reported 6 per 5 s, 1 per 5 s is left.
+    limiter = make_limiter(maximums={"Medium": Rate(4, 20.0)})
+    limiter.observe(SEND, {"X-Rate-Limit-Limit": "6", "X-Rate-Limit-Window": "5"})
+    assert limiter.try_acquire([SEND]) == 0.0
+    assert limiter.try_acquire([SEND]) == pytest.approx(5.0)
+    clock.advance(5)
+    assert limiter.try_acquire([SEND]) == 0.0
+
+
+def test_operators_maximum_caps_a_longer_reported_window_by_its_limit(make_limiter):
+    limiter = make_limiter(maximums={"Medium": Rate(2, 10.0)})
+    limiter.observe(SEND, {"X-Rate-Limit-Limit": "50", "X-Rate-Limit-Window": "60"})
+    assert [limiter.try_acquire([SEND]) for _ in range(2)] == [0.0, 0.0]
+    assert limiter.try_acquire([SEND]) == pytest.approx(60.0)
+
+
+def test_maximums_come_from_settings(settings):
+    settings.RINGCENTRAL_RATE_LIMIT_MAX = {"Medium": {"limit": 40}}
+    assert ratelimit.configured_maximums() == {"Medium": Rate(40, 60.0)}
+    settings.RINGCENTRAL_RATE_LIMIT_MAX = {"Medium": {"limit": 0, "window": 60}}
+    with pytest.raises(ValueError, match="RINGCENTRAL_RATE_LIMIT_MAX"):
+        ratelimit.configured_maximums()
+
+
+def test_effective_rate_of_lone_values_only_slows_down():
+    configured = Rate(40, 60.0)
+    assert ratelimit.effective_rate(configured, 100, None) == Rate(40, 60.0)
+    assert ratelimit.effective_rate(configured, 10, None) == Rate(10, 60.0)
+    assert ratelimit.effective_rate(configured, None, 120.0) == Rate(40, 120.0)
+    assert ratelimit.effective_rate(configured, 10, 10.0) == Rate(10, 10.0)
 
 
 def test_observed_lower_limit_wins(limiter):

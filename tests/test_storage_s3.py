@@ -9,14 +9,23 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from moto.server import ThreadedMotoServer
 
 from messaging.core.files import PRESIGNED_SECONDS
-from messaging.models import Attachment, DraftAttachment
+from messaging.core.streaming import ObjectStream, open_stream
+from messaging.links import connections
+from messaging.models import Attachment, DraftAttachment, MessageStatus
+from messaging.ringcentral.multipart import CHUNK_SIZE
+from messaging.sending import tasks
+from messaging.sending.attempt import wire_message
 from tests import media_samples as samples
-from tests.factories import make_connection, make_number
+from tests.factories import make_connection, make_message, make_number
+from tests.rc_fixtures import NUMBER_SMS_MMS, link_directly
 from tests.test_compose import sent  # noqa: F401 - fixture
+from tests.test_send_task import clear_shared_limiter, pattern, posts
 
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
@@ -167,3 +176,88 @@ def test_fitted_photos_are_stored_and_served_from_s3(
     for attachment in Attachment.objects.all():
         head = client.head_object(Bucket=name, Key=attachment.file.name)
         assert head["ContentLength"] == attachment.size and attachment.was_resized
+
+
+# --- sending files kept on S3 -------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3_linked(bucket, emulator, rc_user, team, alice):
+    clear_shared_limiter()
+    connection = link_directly(emulator, team, alice, rc_user)
+    connections.sync_numbers(connection)
+    emulator.reset()
+    return connection
+
+
+def s3_mms(connection, user, files):
+    message = make_message(
+        connection.numbers.get(phone_number=NUMBER_SMS_MMS), user, to=("+16505550181",), text="S3"
+    )
+    for position, (name, data) in enumerate(files):
+        stored = default_storage.save(f"attachments/{message.team_id}/{name}", ContentFile(data))
+        Attachment.objects.create(
+            message=message,
+            file=stored,
+            original_name=name,
+            content_type="image/jpeg",
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            position=position,
+        )
+    return message
+
+
+def test_files_on_s3_are_streamed_into_the_send_and_arrive_whole(emulator, s3_linked, alice):
+    files = [(f"photo{i}.jpg", pattern(300_000 + i, seed=i)) for i in range(3)]
+    message = s3_mms(s3_linked, alice, files)
+    # Each file is read from the object's GET response as the body goes out, not downloaded
+    # whole first (django-storages' S3File does that).
+    handles = [source.open() for source in wire_message(message)[3]]
+    assert all(isinstance(h, ObjectStream) for h in handles)
+    assert [h.size for h in handles] == [len(data) for _, data in files]
+    for handle in handles:
+        handle.close()
+
+    assert tasks.send_message(message.pk) == "sent"
+    (post,) = posts(emulator)
+    assert [p.sha256 for p in post.parts[1:]] == [
+        hashlib.sha256(data).hexdigest() for _, data in files
+    ]
+    message.refresh_from_db()
+    assert message.status == MessageStatus.SENT
+
+
+def test_an_object_stream_rewinds_by_asking_s3_again(s3_linked, alice):
+    data = pattern(3 * CHUNK_SIZE + 5)
+    message = s3_mms(s3_linked, alice, [("a.jpg", data)])
+    storage = Attachment._meta.get_field("file").storage
+    stream = open_stream(storage, message.attachments.get().file.name)
+    first = stream.read(CHUNK_SIZE)
+    assert first == data[:CHUNK_SIZE] and stream.tell() == CHUNK_SIZE
+    assert stream.seek(0) == 0
+    assert stream.read() == data
+    stream.close()
+
+
+def test_a_file_gone_from_s3_fails_the_message_with_a_fix(bucket, s3_linked, alice):
+    message = s3_mms(s3_linked, alice, [("a.jpg", pattern(1000))])
+    client, name = bucket
+    client.delete_object(Bucket=name, Key=message.attachments.get().file.name)
+    assert tasks.send_message(message.pk) == "failed"
+    message.refresh_from_db()
+    assert message.status == MessageStatus.FAILED
+    assert "no longer in storage" in message.error_reason
+
+
+def test_a_file_replaced_on_s3_by_one_of_another_size_is_not_sent(
+    emulator, bucket, s3_linked, alice
+):
+    message = s3_mms(s3_linked, alice, [("a.jpg", pattern(1000))])
+    client, name = bucket
+    client.put_object(Bucket=name, Key=message.attachments.get().file.name, Body=pattern(999))
+    assert tasks.send_message(message.pk) == "failed"
+    message.refresh_from_db()
+    assert message.status == MessageStatus.FAILED
+    assert "Attach" in message.error_fix
+    assert posts(emulator) == []

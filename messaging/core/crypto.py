@@ -59,8 +59,15 @@ def encrypt(plaintext: str) -> str:
 def decrypt(ciphertext: str) -> str:
     if not ciphertext:
         return ""
+    return _decrypted(tuple(settings.TOKEN_ENCRYPTION_KEYS), ciphertext)
+
+
+# A worker sends with the same token for an hour: decrypted once, not for every send. Keyed by
+# the keys too, so a rotation or a changed setting is never answered from an older keyring.
+@lru_cache(maxsize=256)
+def _decrypted(keys: tuple[str, ...], ciphertext: str) -> str:
     try:
-        return keyring().decrypt(ciphertext.encode("ascii")).decode()
+        return _multifernet(keys).decrypt(ciphertext.encode("ascii")).decode()
     except (InvalidToken, UnicodeError):
         raise TokenDecryptError(
             "A stored token cannot be decrypted with any key in TOKEN_ENCRYPTION_KEYS. Was a key "

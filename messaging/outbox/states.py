@@ -27,12 +27,13 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from messaging.consent import checks as consent_checks
@@ -49,8 +50,10 @@ from messaging.models import (
     RingCentralConnection,
     SendAttempt,
 )
-from messaging.outbox import delivery_errors, handoff, notifications
+from messaging.outbox import delivery_errors, handoff, notifications, rows
 from messaging.outbox.events import EventKind, record_event
+from messaging.outbox.send_sql import ATTEMPT_RESULT as _ATTEMPT_RESULT
+from messaging.outbox.send_sql import statements as _sql
 from messaging.ringcentral.records import MessageRecord
 
 log = logging.getLogger(__name__)
@@ -155,6 +158,17 @@ def _finish_attempt(
 ) -> None:
     if attempt is None:
         return
+    closing = _attempt_result(
+        attempt, outcome, failure, http_status=http_status, rate_limit=rate_limit
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_sql().finish_attempt, [*closing, attempt.pk])
+
+
+def _attempt_result(
+    attempt: SendAttempt, outcome: str, failure=None, *, http_status=None, rate_limit=None
+) -> list:
+    """Close `attempt` in memory; the values of `ATTEMPT_RESULT` as the database takes them."""
     attempt.finished_at = timezone.now()
     attempt.outcome = outcome
     if failure is not None:
@@ -165,7 +179,7 @@ def _finish_attempt(
     else:
         attempt.http_status = http_status
         attempt.rate_limit = rate_limit or {}
-    attempt.save()
+    return [rows.prep(SendAttempt, f, getattr(attempt, f)) for f in _ATTEMPT_RESULT]
 
 
 # 1. Enqueue ------------------------------------------------------------------------------------
@@ -205,41 +219,140 @@ def defer(message_id: int, seconds: float) -> bool:
 # 2. Claim --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SendFacts:
+    """What a worker reads of a message before it claims it (due? whose budget?)."""
+
+    status: str
+    next_attempt_at: datetime | None
+    from_number: str
+    account_id: str
+    extension_id: str
+
+
+def send_facts(message_id: int) -> SendFacts | None:
+    """The message's status, when it is due, its sender and its RingCentral user; None if it
+    is gone. One statement."""
+    sql = _sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql.due, [message_id])
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    loaded = rows.load(sql.due_columns, found[:3])
+    return SendFacts(loaded.status, loaded.next_attempt_at, loaded.from_number, found[3], found[4])
+
+
 def claim(message_id: int) -> tuple[OutboundMessage, SendAttempt] | None:
     """Take a due message for sending, or None if it is not due or someone else has it.
 
     Must not run inside a caller's transaction (`durable=True` enforces it): the claim has to be
-    committed before the HTTP request starts.
+    committed before the HTTP request starts. One transaction of two statements: the
+    compare-and-set that returns the message's row, and the attempt's row numbered after the
+    message's earlier ones. Then one read of the connection with the recipients and one of the
+    files: the message comes back as `message_for_sending` gives it.
     """
     now = timezone.now()
-    with transaction.atomic(durable=True):
-        won = (
-            OutboundMessage.objects.filter(pk=message_id, status__in=CLAIMABLE_STATUSES)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .update(
-                status=MessageStatus.SENDING,
-                sending_since=now,
-                attempts=F("attempts") + 1,
-                updated_at=now,
-            )
-        )
-        if not won:
+    sql = _sql()
+    claiming = [
+        MessageStatus.SENDING,
+        rows.prep(OutboundMessage, "sending_since", now),
+        rows.prep(OutboundMessage, "updated_at", now),
+        message_id,
+        *CLAIMABLE_STATUSES,
+        rows.prep(OutboundMessage, "next_attempt_at", now),
+    ]
+    opening = [
+        rows.prep(SendAttempt, "started_at", now),
+        rows.prep(SendAttempt, "rate_limit", {}),
+        AttemptOutcome.IN_PROGRESS,
+    ]
+    if sql.single_statement:
+        # One statement in autocommit is committed when it returns. Inside a transaction,
+        # Django's durable block refuses a caller's (and allows a test case's).
+        durable = transaction.atomic(durable=True) if connection.in_atomic_block else nullcontext()
+        with durable, connection.cursor() as cursor:
+            cursor.execute(sql.claim_whole, [*claiming, *opening])
+            found = cursor.fetchall()
+        return _claimed(found, now) if found else None
+    with transaction.atomic(durable=True), connection.cursor() as cursor:
+        cursor.execute(sql.claim, claiming)
+        found = cursor.fetchone()
+        if found is None:
             return None
-        message = message_for_sending(message_id)
-        attempt = SendAttempt.objects.create(
-            message=message, number=message.send_attempts.count() + 1, started_at=now
-        )
+        cursor.execute(sql.open_attempt, [message_id, *opening, message_id])
+        attempt_id, number = cursor.fetchone()
+    message = rows.load(sql.message, found)
+    _load_for_sending(message)
+    attempt = SendAttempt(
+        id=attempt_id, message=message, number=number, started_at=now, rate_limit={}
+    )
+    attempt._state.adding = False
     return message, attempt
 
 
-def message_for_sending(message_id: int) -> OutboundMessage:
-    """The message with everything its send reads, in one go: the connection (and its token),
-    the sender number, the recipients and the files."""
-    return (
-        OutboundMessage.objects.select_related("connection", "sender_number")
-        .prefetch_related("recipients", "attachments")
-        .get(pk=message_id)
+def _claimed(found: list, now) -> tuple[OutboundMessage, SendAttempt]:
+    """The message and its attempt from the rows of `claim_whole`: per recipient, the message,
+    the attempt's id and number, how many files it has, the connection and the recipient."""
+    sql = _sql()
+    first = found[0]
+    width = len(sql.message.fields)
+    message = rows.load(sql.message, first[:width])
+    attempt_id, number, files = first[width : width + 3]
+    start = width + 3
+    linked = rows.load(sql.connection, first[start : start + len(sql.connection.fields)])
+    start += len(sql.connection.fields)
+    OutboundMessage.connection.field.set_cached_value(message, linked)
+    recipients = [rows.load(sql.recipient, row[start:]) for row in found if row[start] is not None]
+    attachments = []
+    if files:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.attachments, [message.pk])
+            attachments = [rows.load(sql.attachment, row) for row in cursor.fetchall()]
+    for item in [*recipients, *attachments]:
+        type(item).message.field.set_cached_value(item, message)
+    rows.attach_prefetched(message, "recipients", recipients)
+    rows.attach_prefetched(message, "attachments", attachments)
+    attempt = SendAttempt(
+        id=attempt_id, message=message, number=number, started_at=now, rate_limit={}
     )
+    attempt._state.adding = False
+    return message, attempt
+
+
+def _load_for_sending(message: OutboundMessage) -> None:
+    """Give `message` its connection, recipients and files as `message_for_sending` would."""
+    sql = _sql()
+    width = len(sql.connection.fields)
+    with connection.cursor() as cursor:
+        cursor.execute(sql.connection_and_recipients, [message.connection_id, message.pk])
+        found = cursor.fetchall()
+        cursor.execute(sql.attachments, [message.pk])
+        files = [rows.load(sql.attachment, row) for row in cursor.fetchall()]
+    if found:
+        linked = rows.load(sql.connection, found[0][:width])
+    else:  # a message always has a recipient; should one be missing, the ORM reads the link
+        linked = RingCentralConnection.objects.get(pk=message.connection_id)
+    OutboundMessage.connection.field.set_cached_value(message, linked)
+    recipients = [rows.load(sql.recipient, row[width:]) for row in found]
+    for item in [*recipients, *files]:
+        type(item).message.field.set_cached_value(item, message)
+    rows.attach_prefetched(message, "recipients", recipients)
+    rows.attach_prefetched(message, "attachments", files)
+
+
+def message_for_sending(message_id: int) -> OutboundMessage:
+    """The message with everything its send reads, read as a claim reads it: the connection
+    (and its token), the recipients and the files. Raises `OutboundMessage.DoesNotExist`."""
+    sql = _sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql.message_row, [message_id])
+        found = cursor.fetchone()
+    if found is None:
+        raise OutboundMessage.DoesNotExist(f"no message {message_id}")
+    message = rows.load(sql.message, found)
+    _load_for_sending(message)
+    return message
 
 
 # 3. Outcomes -----------------------------------------------------------------------------------
@@ -252,33 +365,58 @@ def record_success(
     *,
     from_statuses=(MessageStatus.SENDING,),
 ) -> bool:
+    """RingCentral accepted the message: `sent`, its recipients queued (or as the answer says),
+    the attempt closed, in one transaction of (usually) three statements."""
     now = timezone.now()
-    with transaction.atomic():
-        won = _set(
-            message.pk,
-            from_statuses,
-            status=MessageStatus.SENT,
-            sent_at=now,
-            rc_message_id=str(accepted.rc_message_id),
-            rc_conversation_id=accepted.conversation_id or "",
-            next_attempt_at=None,
-            error_code="",
-            error_reason="",
-            error_fix="",
+    sql = _sql()
+    statuses = list(from_statuses)
+    values = [
+        MessageStatus.SENT,
+        now,
+        str(accepted.rc_message_id),
+        accepted.conversation_id or "",
+        None,
+        "",
+        "",
+        "",
+        now,
+    ]
+    fields = ("status", "sent_at", "rc_message_id", "rc_conversation_id", "next_attempt_at")
+    fields += ("error_code", "error_reason", "error_fix", "updated_at")
+    params = [rows.prep(OutboundMessage, f, v) for f, v in zip(fields, values, strict=True)]
+    # One UPDATE per status RingCentral gave (usually one for all); a recipient the answer
+    # leaves out is queued at RingCentral like the rest.
+    numbers_by_status = defaultdict(list)
+    for recipient in message.recipients.all():
+        rc_status = accepted.recipient_statuses.get(recipient.phone_number)
+        status = _RECIPIENT_STATUS_FROM_RC.get(rc_status, RecipientStatus.QUEUED)
+        numbers_by_status[status].append(recipient.phone_number)
+    if sql.single_statement and len(numbers_by_status) == 1 and attempt is not None:
+        (status,) = numbers_by_status
+        closing = _attempt_result(
+            attempt,
+            AttemptOutcome.ACCEPTED,
+            http_status=accepted.http_status,
+            rate_limit=accepted.rate_limit,
         )
-        if not won:
-            return False
-        # One UPDATE per status RingCentral gave (usually one for all); a recipient the answer
-        # leaves out is queued at RingCentral like the rest.
-        numbers_by_status = defaultdict(list)
-        for recipient in message.recipients.all():
-            rc_status = accepted.recipient_statuses.get(recipient.phone_number)
-            status = _RECIPIENT_STATUS_FROM_RC.get(rc_status, RecipientStatus.QUEUED)
-            numbers_by_status[status].append(recipient.phone_number)
-        for status, numbers in numbers_by_status.items():
-            Recipient.objects.filter(message=message, phone_number__in=numbers).update(
-                status=status
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql.accepted_whole_for(len(statuses)),
+                [*params, message.pk, *statuses, status, *closing, attempt.pk],
             )
+            return cursor.fetchone()[0] == 1
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.accepted_for(len(statuses)), [*params, message.pk, *statuses])
+        if cursor.rowcount != 1:
+            return False
+        if len(numbers_by_status) == 1:
+            (status,) = numbers_by_status
+            cursor.execute(sql.recipients_status, [status, message.pk])
+        else:
+            for status, numbers in numbers_by_status.items():
+                Recipient.objects.filter(message=message, phone_number__in=numbers).update(
+                    status=status
+                )
         _finish_attempt(
             attempt,
             AttemptOutcome.ACCEPTED,
@@ -324,9 +462,11 @@ def schedule_retry(
     failure: Failure,
     *,
     counts_as_attempt: bool = True,
-) -> bool:
+) -> float | None:
     """A retryable failure: wait (Retry-After, else the backoff table with jitter), then retry.
 
+    Returns the seconds until the retry is due, or None when none was scheduled: the attempts
+    are used up (the message is then failed) or the message moved on meanwhile.
     `counts_as_attempt=False` is for answers that say the request was not processed at all
     (429): they do not use up one of the `max_attempts()` tries.
     """
@@ -341,7 +481,8 @@ def schedule_retry(
             rate_limit=failure.rate_limit,
             detail=failure.detail,
         )
-        return record_failure(message, attempt, gave_up)
+        record_failure(message, attempt, gave_up)
+        return None
     if failure.retry_after is not None:
         delay = failure.retry_after
     else:
@@ -353,7 +494,7 @@ def schedule_retry(
             message.pk,
             [MessageStatus.SENDING],
             status=MessageStatus.RETRY_WAIT,
-            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            next_attempt_at=timezone.now() + timedelta(seconds=max(delay, 0.0)),
             attempts=used,
             error_code=failure.code,
             error_reason=failure.reason,
@@ -362,7 +503,7 @@ def schedule_retry(
         if won:
             outcome = AttemptOutcome.RETRYABLE if counts_as_attempt else AttemptOutcome.RATE_LIMITED
             _finish_attempt(attempt, outcome, failure)
-    return won
+    return max(delay, 0.0) if won else None
 
 
 def mark_unknown(message: OutboundMessage, attempt: SendAttempt | None, failure: Failure) -> bool:

@@ -221,6 +221,8 @@ def post_message(
 
 
 _kept = threading.local()
+# A first piece up to this size goes out with the request's head (copied once: small).
+SMALL_BODY = 16 * 1024
 
 
 class _KeptAlive:
@@ -246,8 +248,16 @@ class _KeptAlive:
             connection.putrequest("POST", path, skip_accept_encoding=True)
             for name, value in {**_standard_headers(), **headers}.items():
                 connection.putheader(name, value)
-            connection.endheaders()
-            for piece in body:
+            pieces = iter(body)
+            first = next(pieces, None)
+            if first is not None and len(first) <= SMALL_BODY:
+                # A text message is one small piece: sent with the head in one segment.
+                connection.endheaders(bytes(first))
+            else:
+                connection.endheaders()
+                if first is not None:
+                    connection.sock.sendall(first)
+            for piece in pieces:
                 connection.sock.sendall(piece)
             whole = True
             response = connection.getresponse()

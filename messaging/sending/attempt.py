@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from messaging.core import streaming
 from messaging.links.tokens import client_for
 from messaging.models import CLAIMABLE_STATUSES, Attachment, MessageStatus, OutboundMessage
 from messaging.outbox import states
-from messaging.ringcentral import errors, multipart
+from messaging.ringcentral import errors, limits, multipart
 from messaging.sending import ratelimit
 
 log = logging.getLogger(__name__)
@@ -46,45 +47,27 @@ class Result:
 
 def attempt(message_id: int) -> Result:
     """Make one attempt at sending the message, if it is due (see the module docstring)."""
-    found = (
-        OutboundMessage.objects.filter(pk=message_id)
-        .values_list(
-            "status",
-            "next_attempt_at",
-            "from_number",
-            "connection__account_id",
-            "connection__extension_id",
-        )
-        .first()
-    )
-    if found is None or found[0] not in CLAIMABLE_STATUSES:
-        return Result("not claimable")
-    _, next_attempt_at, from_number, account_id, extension_id = found
-    early = seconds_until(next_attempt_at)
-    if early > DUE_TOLERANCE:
-        return Result("not due")  # its countdown or the dispatcher brings it back
-    if early > 0:
-        time.sleep(early)
-
     limiter = ratelimit.get_limiter()
-    keys = ratelimit.send_keys(ratelimit.identity(account_id, extension_id), from_number)
-    wait = limiter.acquire(keys, max_wait=SHORT_WAIT)
-    if wait > 0:
-        deferred = states.defer(message_id, wait)
-        return Result("deferred", wait if deferred else None)
-
-    claimed = states.claim(message_id)
-    if claimed is None:
-        return Result("taken")
+    if limiter.enabled:
+        claimed = _claim_within_limits(message_id, limiter)
+    else:
+        # Nothing to ask before the claim, which checks by itself that the message is due; the
+        # message is read again only when the claim fails, to say why.
+        claimed = states.claim(message_id)
+        if claimed is None:
+            claimed = _claim_when_due(message_id)
+    if isinstance(claimed, Result):
+        return claimed
     message, send_attempt = claimed
     # A recipient may have opted out since the message was queued: it is not posted to them.
     if states.refuse_opted_out(message, send_attempt):
         return Result("opted out")
+    send_key = ratelimit.key_for(message.connection, limits.SEND_GROUP)
     # The sweeper gives a claim up after OUTBOX_SENDING_LEASE and another worker may then send
     # the message; a request must never leave this worker that late (see _post).
     not_after = time.monotonic() + settings.OUTBOX_SENDING_LEASE * LEASE_USABLE_SHARE
     try:
-        return _post(message, send_attempt, limiter, keys[0], not_after)
+        return _post(message, send_attempt, limiter, send_key, not_after)
     except Exception as exc:
         # A bug or an infrastructure failure after the claim: the request may or may not have
         # gone out, so the message waits for the message store instead of being retried blindly.
@@ -97,6 +80,41 @@ def attempt(message_id: int) -> Result:
         except Exception:
             log.exception("Could not mark message %s unknown; the sweeper will", message.pk)
         raise
+
+
+def _claim_within_limits(message_id: int, limiter):
+    """Due? -> the user's and the number's budget -> the claim: the claimed message and its
+    attempt, or the Result that says why not."""
+    facts = states.send_facts(message_id)
+    if facts is None or facts.status not in CLAIMABLE_STATUSES:
+        return Result("not claimable")
+    early = seconds_until(facts.next_attempt_at)
+    if early > DUE_TOLERANCE:
+        return Result("not due")  # its countdown or the dispatcher brings it back
+    if early > 0:
+        time.sleep(early)
+    keys = ratelimit.send_keys(
+        ratelimit.identity(facts.account_id, facts.extension_id), facts.from_number
+    )
+    wait = limiter.acquire(keys, max_wait=SHORT_WAIT)
+    if wait > 0:
+        deferred = states.defer(message_id, wait)
+        return Result("deferred", wait if deferred else None)
+    return states.claim(message_id) or Result("taken")
+
+
+def _claim_when_due(message_id: int):
+    """After a failed claim: why it failed, and a second claim when the message is due within
+    DUE_TOLERANCE (the task came a moment early)."""
+    facts = states.send_facts(message_id)
+    if facts is None or facts.status not in CLAIMABLE_STATUSES:
+        return Result("not claimable")
+    early = seconds_until(facts.next_attempt_at)
+    if early > DUE_TOLERANCE:
+        return Result("not due")
+    if early > 0:
+        time.sleep(early)
+    return states.claim(message_id) or Result("taken")
 
 
 def _post(message, send_attempt, limiter, send_key, not_after: float) -> Result:
@@ -139,30 +157,33 @@ def _post(message, send_attempt, limiter, send_key, not_after: float) -> Result:
 def wire_message(message: OutboundMessage) -> tuple:
     """What the client sends for `message`: (from, to, text, files), recipients and files in
     their models' order, from the rows prefetched with the message when there are
-    (`states.claim` does), the files streamed from storage."""
+    (`states.claim` does), the files streamed from storage.
+
+    Who may still be sent to was asked just before, in `attempt` (`states.refuse_opted_out`)."""
     storage = Attachment._meta.get_field("file").storage
     files = [
-        multipart.StoredAttachment(storage, a.file.name, a.original_name, a.content_type, a.size)
+        StreamedAttachment(storage, a.file.name, a.original_name, a.content_type, a.size)
         for a in message.attachments.all()
     ]
     recipients = [recipient.phone_number for recipient in message.recipients.all()]
     return message.from_number, recipients, message.text, files
 
 
+class StreamedAttachment(multipart.StoredAttachment):
+    """A stored file read front to back as the body is written, one buffer at a time whatever
+    the storage (messaging/core/streaming.py)."""
+
+    def open(self):
+        return streaming.open_stream(self.storage, self.name)
+
+
 def _retry(message, send_attempt, exc, *, counts_as_attempt: bool = True) -> float | None:
     """Schedule a retry; the seconds until it is due, or None when there is none (attempts used
     up, or the message moved on meanwhile)."""
     failure = states.Failure.from_error(exc)
-    if not states.schedule_retry(
+    return states.schedule_retry(
         message, send_attempt, failure, counts_as_attempt=counts_as_attempt
-    ):
-        return None
-    due = (
-        OutboundMessage.objects.filter(pk=message.pk, status=MessageStatus.RETRY_WAIT)
-        .values_list("next_attempt_at", flat=True)
-        .first()
     )
-    return seconds_until(due) if due is not None else None
 
 
 def _observe(limiter, key, headers) -> None:

@@ -21,11 +21,20 @@ Semantics (sliding-window log)
     at RingCentral, so that two requests never land closer than RingCentral's window allows.
 
     ``pause(key, seconds)``, after a 429: nobody gets that key until the time has passed.
-    ``observe(key, headers)``, after every response: adapts to ``X-Rate-Limit-Limit`` (a lower
-    limit than configured wins; a higher one is ignored), ``X-Rate-Limit-Window`` (a longer window
-    wins) and ``X-Rate-Limit-Remaining`` (when RingCentral has counted more requests than we
-    granted — another installation, a restart that lost state — the difference is recorded as
-    grants made now, so ``Remaining: 0`` blocks the key until the window has room again).
+    ``observe(key, headers)``, after every response: adapts to what RingCentral reports.
+    ``X-Rate-Limit-Limit`` and ``X-Rate-Limit-Window`` are one pair, the truth for that user and
+    group once seen: the configured rate is only the starting point, so a reported 10 per 10 s
+    replaces a configured 40 per 60 s (mixing them, the lower limit with the longer window, would
+    use a sixth of what RingCentral allows). A lone limit or window, without the other, is only
+    trusted to slow down (a lower limit, a longer window). The operator's maximum for a group
+    (``settings.RINGCENTRAL_RATE_LIMIT_MAX``) caps whatever is reported: the pair in use never
+    allows more than that many requests in that many seconds. ``X-Rate-Limit-Remaining``: when
+    RingCentral has counted more requests than we granted — another installation, a restart that
+    lost state — the difference is recorded as grants made now, so ``Remaining: 0`` blocks the key
+    until the window has room again.
+
+    The margin added to a window is ``margin`` seconds at most, and at most ``MARGIN_SHARE`` of
+    the window, so that a short window RingCentral reports is not mostly margin.
 
 Backends
     ``get_limiter()`` picks Redis when ``CELERY_BROKER_URL`` is a Redis URL (one Lua script per
@@ -55,6 +64,8 @@ from messaging.ringcentral import limits
 
 # Between our grant and RingCentral's count lie request building, the upload and network delay.
 WINDOW_MARGIN_SECONDS = 2.0
+# ... but never more than this share of the window: 0.3 s of a 10 s window, 1.8 s of a minute.
+MARGIN_SHARE = 0.03
 # A denial always asks for a measurable wait, so callers never spin.
 MIN_WAIT_SECONDS = 0.001
 # Observed limits are refreshed by every response; older ones are forgotten.
@@ -122,6 +133,51 @@ def configured_rates(raw: Mapping[str, Mapping[str, float]] | None = None) -> di
     return rates
 
 
+def configured_maximums(raw: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Rate]:
+    """The operator's caps by group from ``settings.RINGCENTRAL_RATE_LIMIT_MAX``: each entry
+    ``{"limit": requests, "window": seconds}`` (window defaults to 60 s)."""
+    if raw is None:
+        raw = getattr(settings, "RINGCENTRAL_RATE_LIMIT_MAX", {}) or {}
+    maximums = {}
+    for group, values in raw.items():
+        limit = values.get("limit") if isinstance(values, Mapping) else None
+        window = values.get("window", limits.RATE_LIMIT_WINDOW_SECONDS) if limit else 0
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1 or window <= 0:
+            raise ValueError(
+                f"RINGCENTRAL_RATE_LIMIT_MAX[{group!r}] needs a positive integer limit and a "
+                f"positive window, got {values!r}"
+            )
+        maximums[group] = Rate(limit, float(window))
+    return maximums
+
+
+def effective_rate(
+    configured: Rate,
+    observed_limit: int | None,
+    observed_window: float | None,
+    maximum: Rate | None = None,
+) -> Rate:
+    """The rate a key is paced by (without the margin); see the module docstring.
+
+    The cap keeps the pair's window and lowers its limit so that no stretch of the maximum's
+    window can hold more than the maximum's limit.
+    """
+    limit, window = configured.limit, configured.window
+    if observed_limit and observed_window:
+        limit, window = observed_limit, observed_window
+    else:
+        if observed_limit:
+            limit = min(limit, observed_limit)
+        if observed_window:
+            window = max(window, observed_window)
+    if maximum is not None:
+        if window <= maximum.window:
+            limit = min(limit, max(1, int(maximum.limit * window // maximum.window)))
+        else:
+            limit = min(limit, maximum.limit)
+    return Rate(limit, window)
+
+
 @dataclass(frozen=True)
 class Observation:
     limit: int | None
@@ -151,17 +207,30 @@ def parse_headers(headers: Mapping[str, str]) -> Observation:
 class RateLimiter:
     """The interface every backend provides. Times are seconds."""
 
+    # False only for the limiter that grants everything: callers may skip gathering keys.
+    enabled = True
+
     def __init__(
         self,
         rates: Mapping[str, Rate] | None = None,
         *,
         clock: Callable[[], float] | None = None,
         margin: float = WINDOW_MARGIN_SECONDS,
+        margin_share: float = MARGIN_SHARE,
+        maximums: Mapping[str, Rate] | None = None,
     ):
         self.rates = dict(rates) if rates is not None else configured_rates()
+        self.maximums = dict(maximums) if maximums is not None else configured_maximums()
         # None: the backend's shared clock. Tests inject a fake one.
         self.clock = clock
         self.margin = margin
+        self.margin_share = margin_share
+
+    def margin_for(self, window: float) -> float:
+        return min(self.margin, window * self.margin_share)
+
+    def maximum(self, key: LimitKey) -> Rate | None:
+        return self.maximums.get(key.group)
 
     def rate(self, key: LimitKey) -> Rate:
         try:
@@ -222,8 +291,10 @@ class RateLimiter:
 class NullRateLimiter(RateLimiter):
     """Grants everything: ``RINGCENTRAL_RATE_LIMITING = False``."""
 
+    enabled = False
+
     def __init__(self):
-        super().__init__(rates={})
+        super().__init__(rates={}, maximums={})
 
     def try_acquire(self, keys: Sequence[LimitKey]) -> float:
         return 0.0
@@ -251,28 +322,43 @@ local function clock(arg)
   return tonumber(s), s
 end
 local function fmt(x) return string.format('%.6f', x) end
-local function effective(seen, limit, window, margin)
+-- The reported pair replaces the configured one; a lone value only slows down; the operator's
+-- maximum (max_limit 0: none) caps the result (RateLimiter docstring, effective_rate).
+local function effective(seen, limit, window, margin, share, max_limit, max_window)
   local obs = redis.call('HMGET', seen, 'limit', 'window')
-  if obs[1] then limit = math.min(limit, tonumber(obs[1])) end
-  if obs[2] then window = math.max(window, tonumber(obs[2])) end
-  return limit, window + margin
+  if obs[1] and obs[2] then
+    limit, window = tonumber(obs[1]), tonumber(obs[2])
+  else
+    if obs[1] then limit = math.min(limit, tonumber(obs[1])) end
+    if obs[2] then window = math.max(window, tonumber(obs[2])) end
+  end
+  if max_limit > 0 then
+    if window <= max_window then
+      limit = math.min(limit, math.max(1, math.floor(max_limit * window / max_window)))
+    else
+      limit = math.min(limit, max_limit)
+    end
+  end
+  return limit, window + math.min(margin, window * share)
 end
 """
 
-# KEYS: log, pause, seen for each limit key. ARGV: now, member, margin, then limit and window for
-# each key. Returns "0" when granted, else the wait in seconds.
+# KEYS: log, pause, seen for each limit key. ARGV: now, member, margin, margin share, then limit,
+# window, maximum limit and maximum window for each key. Returns "0" when granted, else the wait
+# in seconds.
 _LUA_ACQUIRE = (
     _LUA_CLOCK
     + """
 local now, now_s = clock(ARGV[1])
-local member, margin = ARGV[2], tonumber(ARGV[3])
+local member, margin, share = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = #KEYS / 3
 local wait = 0
 local windows = {}
 for i = 1, n do
   local log, pause, seen = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local limit, window = effective(seen, tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i]),
-                                  margin)
+  local a = 4 * i
+  local limit, window = effective(seen, tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), margin,
+                                  share, tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]))
   windows[i] = window
   local paused = tonumber(redis.call('GET', pause) or '0')
   if paused > now then wait = math.max(wait, paused - now) end
@@ -309,17 +395,22 @@ return fmt(current)
 )
 
 # KEYS: log, seen. ARGV: now, margin, limit, window, seen limit, seen window, remaining, member
-# prefix, seen ttl ("" for values the response did not carry).
+# prefix, seen ttl ("" for values the response did not carry), margin share, maximum limit,
+# maximum window. What a response reports replaces what an earlier one did, as a pair.
 _LUA_OBSERVE = (
     _LUA_CLOCK
     + """
 local now, now_s = clock(ARGV[1])
 local log, seen = KEYS[1], KEYS[2]
-if ARGV[5] ~= '' then redis.call('HSET', seen, 'limit', ARGV[5]) end
-if ARGV[6] ~= '' then redis.call('HSET', seen, 'window', ARGV[6]) end
-if ARGV[5] ~= '' or ARGV[6] ~= '' then redis.call('EXPIRE', seen, tonumber(ARGV[9])) end
+if ARGV[5] ~= '' or ARGV[6] ~= '' then
+  redis.call('DEL', seen)
+  if ARGV[5] ~= '' then redis.call('HSET', seen, 'limit', ARGV[5]) end
+  if ARGV[6] ~= '' then redis.call('HSET', seen, 'window', ARGV[6]) end
+  redis.call('EXPIRE', seen, tonumber(ARGV[9]))
+end
 if ARGV[7] == '' then return 0 end
-local limit, window = effective(seen, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[2]))
+local limit, window = effective(seen, tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[2]),
+                                tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]))
 local their_limit = tonumber(ARGV[5] ~= '' and ARGV[5] or limit)
 local used = their_limit - tonumber(ARGV[7])
 redis.call('ZREMRANGEBYSCORE', log, '-inf', fmt(now - window))
@@ -330,12 +421,13 @@ return math.max(unseen, 0)
 """
 )
 
-# KEYS: log, seen. ARGV: now, margin, limit, window.
+# KEYS: log, seen. ARGV: now, margin, limit, window, margin share, maximum limit and window.
 _LUA_USAGE = (
     _LUA_CLOCK
     + """
 local now = clock(ARGV[1])
-local _, window = effective(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[2]))
+local _, window = effective(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[2]),
+                            tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
 return redis.call('ZCOUNT', KEYS[1], '(' .. fmt(now - window), '+inf')
 """
 )
@@ -366,15 +458,25 @@ class RedisRateLimiter(RateLimiter):
     def _now_arg(self) -> str:
         return repr(float(self.clock())) if self.clock is not None else ""
 
+    def _rate_args(self, key: LimitKey) -> list:
+        """Limit, window, maximum limit and maximum window (0, 0: none) of `key`."""
+        rate, maximum = self.rate(key), self.maximum(key)
+        return [
+            rate.limit,
+            repr(rate.window),
+            maximum.limit if maximum else 0,
+            repr(maximum.window if maximum else 0.0),
+        ]
+
     def try_acquire(self, keys: Sequence[LimitKey]) -> float:
         keys = self._distinct(keys)
         if not keys:
             return 0.0
-        redis_keys, args = [], [self._now_arg(), uuid.uuid4().hex, repr(self.margin)]
+        redis_keys = []
+        args = [self._now_arg(), uuid.uuid4().hex, repr(self.margin), repr(self.margin_share)]
         for key in keys:
-            rate = self.rate(key)
             redis_keys += [self._redis_key(key, part) for part in ("log", "pause", "seen")]
-            args += [rate.limit, repr(rate.window)]
+            args += self._rate_args(key)
         args.append(repr(MIN_WAIT_SECONDS))
         return float(self._acquire(keys=redis_keys, args=args))
 
@@ -384,7 +486,7 @@ class RedisRateLimiter(RateLimiter):
         self._pause(keys=[self._redis_key(key, "pause")], args=[self._now_arg(), repr(seconds)])
 
     def observe(self, key: LimitKey, headers: Mapping[str, str]) -> None:
-        rate = self.rate(key)
+        limit, window, max_limit, max_window = self._rate_args(key)
         seen = parse_headers(headers)
         if seen == Observation(None, None, None):
             return
@@ -397,22 +499,33 @@ class RedisRateLimiter(RateLimiter):
             args=[
                 self._now_arg(),
                 repr(self.margin),
-                rate.limit,
-                repr(rate.window),
+                limit,
+                window,
                 arg(seen.limit),
                 arg(seen.window),
                 arg(seen.remaining),
                 f"unseen:{uuid.uuid4().hex}:",
                 OBSERVATION_TTL_SECONDS,
+                repr(self.margin_share),
+                max_limit,
+                max_window,
             ],
         )
 
     def usage(self, key: LimitKey) -> int:
-        rate = self.rate(key)
+        limit, window, max_limit, max_window = self._rate_args(key)
         return int(
             self._usage(
                 keys=[self._redis_key(key, "log"), self._redis_key(key, "seen")],
-                args=[self._now_arg(), repr(self.margin), rate.limit, repr(rate.window)],
+                args=[
+                    self._now_arg(),
+                    repr(self.margin),
+                    limit,
+                    window,
+                    repr(self.margin_share),
+                    max_limit,
+                    max_window,
+                ],
             )
         )
 
@@ -471,14 +584,11 @@ class DatabaseRateLimiter(RateLimiter):
         return {bucket.key: bucket for bucket in query}
 
     def _effective(self, key: LimitKey, bucket, now: float) -> Rate:
-        rate = self.rate(key)
-        limit, window = rate.limit, rate.window
+        observed_limit = observed_window = None
         if bucket.observed_at is not None and now - bucket.observed_at < OBSERVATION_TTL_SECONDS:
-            if bucket.observed_limit:
-                limit = min(limit, bucket.observed_limit)
-            if bucket.observed_window:
-                window = max(window, bucket.observed_window)
-        return Rate(limit, window + self.margin)
+            observed_limit, observed_window = bucket.observed_limit, bucket.observed_window
+        rate = effective_rate(self.rate(key), observed_limit, observed_window, self.maximum(key))
+        return Rate(rate.limit, rate.window + self.margin_for(rate.window))
 
     def _window_grants(self, bucket, now: float, window: float):
         """Drop grants that left the window; the rest, oldest first."""
@@ -532,10 +642,9 @@ class DatabaseRateLimiter(RateLimiter):
             bucket = self._lock([key])[key.name]
             now = self._now()
             if seen.limit is not None or seen.window is not None:
-                if seen.limit is not None:
-                    bucket.observed_limit = seen.limit
-                if seen.window is not None:
-                    bucket.observed_window = seen.window
+                # What this response reports replaces what an earlier one did, as a pair.
+                bucket.observed_limit = seen.limit
+                bucket.observed_window = seen.window
                 bucket.observed_at = now
                 bucket.save(
                     using=self.using,

@@ -98,3 +98,14 @@ def test_many_new_records_are_created_with_their_history_and_a_clash_falls_back(
     clash = [ledger.NewRecord(PAT, OUT, ConsentSource.RINGCENTRAL, account_id="9001")]
     assert ledger.record_new(team, clash) == 1
     assert ConsentRecord.objects.get(team=team, contact_number=PAT).state == OUT
+
+
+def test_the_probe_before_each_send_sees_an_opt_out_in_any_scope_and_nothing_else(team):
+    assert not checks.any_opted_out(team.pk, [PAT])
+    ledger.record(team, PAT, IN, ConsentSource.MANUAL)
+    assert not checks.any_opted_out(team.pk, [PAT, "+16505550199"])
+    ledger.record(
+        team, "+16505550199", OUT, ConsentSource.KEYWORD, account_id="9", from_number=TEAM_NUMBER
+    )
+    assert checks.any_opted_out(team.pk, [PAT, "+16505550199"])
+    assert not checks.any_opted_out(team.pk, [])

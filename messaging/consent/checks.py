@@ -9,6 +9,7 @@ a person opting a contact back in by hand lifts an older opt-out from any source
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from django.db import connection
 from django.utils import timezone
 
 from messaging.core.phones import format_number
@@ -95,12 +96,37 @@ def refused_at_send(message) -> list[Refusal]:
     before the message is posted. A message with any refusal is not posted (a group message
     cannot leave a member out; a separate message has one recipient)."""
     numbers = [r.phone_number for r in message.recipients.all()]
+    if not any_opted_out(message.team_id, numbers):
+        return []
     return refusals(
         message.team_id,
         numbers,
         from_number=message.from_number,
         account_id=message.connection.account_id,
     )
+
+
+def any_opted_out(team_id: int, numbers: Sequence[str]) -> bool:
+    """Has the team any opt-out at all, in any scope, for one of `numbers`? Asked by every send
+    before the full check: nearly always no, and then the answer is one indexed probe in SQL
+    written here rather than a query the ORM builds per send (the send path is counted in
+    fractions of a millisecond, docs/benchmarks.md "Sending")."""
+    numbers = list(dict.fromkeys(numbers))
+    if not numbers:
+        return False
+    if len(numbers) > CHUNK:
+        return True  # the full check reads them chunk by chunk
+    table = connection.ops.quote_name(ConsentRecord._meta.db_table)
+    placeholders = ", ".join(["%s"] * len(numbers))
+    # Only the table's quoted name and placeholders are formatted in; values go as parameters.
+    sql = f"SELECT 1 FROM {table} WHERE team_id = %s AND state = %s"  # noqa: S608
+    sql += f" AND contact_number IN ({placeholders}) LIMIT 1"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [team_id, ConsentState.OPTED_OUT.value, *numbers],
+        )
+        return cursor.fetchone() is not None
 
 
 def explain(number: str, record: ConsentRecord, from_number: str, *, name: str = "") -> str:

@@ -98,7 +98,7 @@ def test_reading_ten_thousand_consent_records_and_checking_a_thousand_recipients
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- Machine: {machine()}",
         f"- Run on: {connection.vendor} database; load average (1 min) after: {load:.2f} "
-        "(the machine was shared with other work)",
+        "(other work on the machine inflates times)",
         "",
         "| What | Time (s) | Queries |",
         "|---|---:|---:|",

@@ -142,7 +142,8 @@ def _write() -> None:
         SECTION,
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, database {connection.vendor}; "
-        "the machine was shared with other work while measuring.",
+        f"load average (1 min) {os.getloadavg()[0]:.2f} (other work on the machine inflates "
+        "times).",
         "",
     ]
     if "import" in RESULTS:

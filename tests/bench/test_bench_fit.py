@@ -198,8 +198,7 @@ def _write_report(rows: dict, weight: dict) -> None:
         "",
         f"- Date: {timezone.now():%Y-%m-%d %H:%M} UTC",
         f"- Machine: {machine()}",
-        f"- Load average (1 min) at the end: {load:.2f} (the machine was shared with other "
-        "work while this ran; other work inflates times)",
+        f"- Load average (1 min) at the end: {load:.2f} (other work on the machine inflates times)",
         "",
         "| Photos | Uploads checked at once | Check (s) | Fit (s) | Check + fit (s) | CPU of "
         "the children: check + fit (s) | Largest child's peak | Web process growth: check / "

@@ -169,8 +169,8 @@ def _write_report(rows) -> None:
         "",
         f"- Date: {timezone.now():%Y-%m-%d %H:%M} UTC",
         f"- Machine: {machine()}",
-        f"- Load average (1 min) at the end: {load:.2f} (the machine was shared with other "
-        "work while this ran; other work inflates wall times, not CPU)",
+        f"- Load average (1 min) at the end: {load:.2f} (other work on the machine "
+        "inflates wall times, not CPU)",
         "",
         "| File | Bytes | Outcome | Check: CPU (s) / child peak | Fit: CPU (s) / child peak "
         "| Web process growth | Before the budget |",

@@ -783,8 +783,7 @@ def write_report() -> None:
         f"- Machine: {machine()}",
         f"- Run on: {databases()}",
         "- Load average (1 min) before / after each benchmark is given with it: other work on "
-        "the machine inflates the times (it was shared with other work when these were "
-        "measured; the ratios, taken within one run, suffer least).",
+        "the machine inflates the times (the ratios, taken within one run, suffer least).",
         "",
     ]
     if "a" in RESULTS:

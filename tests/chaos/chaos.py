@@ -153,6 +153,9 @@ class Tally:
     submit_retries: int = 0
     cancels: Counter = field(default_factory=Counter)
     not_created: list[int] = field(default_factory=list)
+    # Messages compose refused because a recipient had opted out (after RingCentral failed an
+    # earlier one to them with SMS-RC-413): never created, and rightly so.
+    refused_opted_out: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -464,6 +467,8 @@ class Run:
             self.tally.cancels["canceled" if won else "too late"] += 1
 
     def create_messages(self, started: float) -> None:
+        from messaging.compose.submission import ComposeInvalid
+
         count = self.args.messages
         spacing = 0.8 * self.args.seconds / count
         cancels: list[tuple[float, list[int]]] = []
@@ -478,7 +483,14 @@ class Run:
                 log(f"creation too slow; {count - index + 1} messages not created")
                 return
             spec = self.spec(index)
-            pks = self.submit(spec)
+            try:
+                pks = self.submit(spec)
+            except ComposeInvalid as refused:
+                to = refused.errors.get("to", [])
+                if set(refused.errors) != {"to"} or not all("opted out" in e for e in to):
+                    raise
+                self.tally.refused_opted_out.append(index)
+                continue
             if pks is None:
                 self.tally.not_created.append(index)
                 continue
@@ -994,6 +1006,10 @@ class Run:
                 f"{f['messages']} (SMS {kinds.get('sms', 0)}, MMS "
                 f"{kinds.get('mms', 0)}, group {kinds.get('group', 0)}); {f['recipients']} "
                 f"recipients, {f['files']} files",
+            ),
+            (
+                "Refused at compose: a recipient had opted out",
+                f"{len(self.tally.refused_opted_out)}",
             ),
             (
                 "POSTs to …/sms",

@@ -843,18 +843,13 @@ def apply_delivery_report(message: OutboundMessage, recipient_reports, *, at=Non
             if new in (RecipientStatus.DELIVERY_FAILED, RecipientStatus.SENDING_FAILED):
                 why = delivery_errors.explain(report.error_code, report.rc_status)
                 fields.update(error_code=why.code, error_reason=why.reason, error_fix=why.fix)
-                if report.error_code in OPT_OUT_ERROR_CODES:
+                if why.kind == delivery_errors.Kind.OPTED_OUT:
                     _opted_out_by_report(locked, recipient, report.error_code, at)
             elif new == RecipientStatus.DELIVERED:
                 fields.update(error_code="", error_reason="", error_fix="")
             if _move_recipient(recipient, fields):
                 _recipient_event(locked, recipient, at)
         return _settle(locked, recipients, at)
-
-
-# RingCentral, the upstream provider or the carrier refused a message because the recipient
-# opted out of texts from its number (sms-errors.md).
-OPT_OUT_ERROR_CODES = frozenset({"SMS-RC-413", "SMS-UP-413", "SMS-CAR-413"})
 
 
 def _opted_out_by_report(message: OutboundMessage, recipient: Recipient, code: str, at) -> None:

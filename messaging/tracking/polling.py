@@ -295,12 +295,7 @@ def _after_read(message_id: int, record, now: datetime, healthy: bool, *, counte
         counts["final"] += 1
         return counts
     if message.sent_at is None or now - message.sent_at >= give_up_after():
-        states.give_up_delivery(
-            message,
-            reason=delivery_errors.NO_RECEIPT_REASON,
-            fix=delivery_errors.NO_RECEIPT_FIX,
-            at=now,
-        )
+        _no_receipt(message, now)
         counts["gave_up"] += 1
         return counts
     fields = {"next_check_at": next_check_at(message.sent_at, now, webhook_healthy=healthy)}
@@ -344,12 +339,7 @@ def _leave_to_sync(tracked, now: datetime) -> Counter:
     reading them."""
     counts: Counter = Counter()
     for message in tracked.filter(sent_at__lte=now - give_up_after()):
-        states.give_up_delivery(
-            message,
-            reason=delivery_errors.NO_RECEIPT_REASON,
-            fix=delivery_errors.NO_RECEIPT_FIX,
-            at=now,
-        )
+        _no_receipt(message, now)
         counts["gave_up"] += 1
     seen = tracked.filter(_due(now)).filter(
         Q(last_checked_at__isnull=False) | Q(sent_at__gt=now - SYNC_MISS_GRACE)
@@ -383,6 +373,16 @@ def _apply_record(message: OutboundMessage, record) -> str:
         for number, state in reported
     ]
     return states.apply_delivery_report(message, reports, at=record.last_modified)
+
+
+def _no_receipt(message: OutboundMessage, now: datetime) -> None:
+    """Give up on a message whose day passed without a final report."""
+    states.give_up_delivery(
+        message,
+        reason=delivery_errors.NO_RECEIPT_REASON,
+        fix=delivery_errors.NO_RECEIPT_FIX,
+        at=now,
+    )
 
 
 def _park_unusable(connection, now: datetime) -> int:

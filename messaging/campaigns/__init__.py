@@ -1,1 +1,4 @@
-"""Campaigns: one template to a list of recipients, with pre-flight, pacing, progress and reports, and High Volume SMS."""
+"""Campaigns: one template to a list of recipients, and High Volume SMS.
+
+Pre-flight, pacing, progress and reports.
+"""

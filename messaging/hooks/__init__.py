@@ -1,1 +1,1 @@
-"""Outgoing webhooks: team endpoints, the events they pick, signed deliveries with retries, and their log."""
+"""Outgoing webhooks: team endpoints, the events they pick, signed deliveries, their log."""

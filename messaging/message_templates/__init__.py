@@ -1,1 +1,4 @@
-"""Message templates, personal and team: merge fields from contacts, the merge itself and the length of the result in SMS segments."""
+"""Message templates, personal and team.
+
+Merge fields from contacts, the merge itself, and the length of a text in SMS segments.
+"""

@@ -10,6 +10,7 @@ what happens then is the template's choice, applied by the caller from ``MergeRe
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -38,15 +39,16 @@ class MergeResult:
 
 
 def field_name(label: str) -> str:
-    """A column heading or custom field label as a merge field name: ``"First Name"`` → ``first_name``."""
-    name = re.sub(r"[^0-9a-z]+", "_", label.strip().lower()).strip("_")
+    """A column heading or custom field label as a field name: ``"First Name"`` → ``first_name``."""
+    ascii_label = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^0-9a-z]+", "_", ascii_label.strip().lower()).strip("_")
     if name and name[0].isdigit():
         name = "f_" + name
     return name
 
 
 def fields_in(text: str) -> list[str]:
-    """The merge fields ``text`` uses, each once, in order; ``TemplateError`` if one is malformed."""
+    """The fields ``text`` uses, each once, in order; ``TemplateError`` if one is malformed."""
     found: list[str] = []
     for match in FIELD.finditer(text):
         raw = match.group(1)
@@ -55,8 +57,8 @@ def fields_in(text: str) -> list[str]:
         name = raw.strip().lower()
         if not VALID_NAME.match(name):
             raise TemplateError(
-                f"“{{{raw}}}” is not a merge field: a field is a name in braces such as {{first_name}} "
-                "(letters, digits and underscores). Write {{ or }} for a brace itself."
+                f"“{{{raw}}}” is not a merge field: a field is a name in braces such as "
+                "{first_name} (letters, digits and underscores). Write {{ or }} for a brace itself."
             )
         if name not in found:
             found.append(name)
@@ -114,7 +116,7 @@ def contact_values(contact, number: str = "") -> dict[str, str]:
         "email": getattr(contact, "email", "") or "",
         "phone": number,
     }
-    for label, value in ((getattr(contact, "custom_fields", None) or {}).items()):
+    for label, value in (getattr(contact, "custom_fields", None) or {}).items():
         key = field_name(str(label))
         if key and key not in values:
             values[key] = "" if value is None else str(value)

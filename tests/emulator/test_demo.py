@@ -21,6 +21,7 @@ from messaging.ringcentral.emulator.demo import (
     DEMO_CONTACT_REPLIES,
     DEMO_CONTACT_STOPS,
     DEMO_NUMBER_FAX,
+    DEMO_NUMBER_HIGH_VOLUME,
     DEMO_NUMBER_NO_FEATURES,
     DEMO_NUMBER_SMS_MMS,
     DEMO_NUMBER_SMS_ONLY,
@@ -60,6 +61,15 @@ def test_the_demo_office_has_one_number_of_each_kind(demo):
     assert "MmsSender" not in found[DEMO_NUMBER_TOLL_FREE]
     assert found[DEMO_NUMBER_FAX] == []
     assert found[DEMO_NUMBER_NO_FEATURES] == []
+    assert "A2PSmsSender" in found[DEMO_NUMBER_HIGH_VOLUME]
+    assert "SmsSender" not in found[DEMO_NUMBER_HIGH_VOLUME]
+
+
+def test_the_demo_high_volume_number_sends_batches_and_no_single_texts(demo):
+    _, api = demo
+    body = {"from": DEMO_NUMBER_HIGH_VOLUME, "text": "Hi", "messages": [{"to": ["+16505550170"]}]}
+    assert api.post("/restapi/v1.0/account/~/a2p-sms/batches", json=body).status_code == 201
+    assert error_code(api.send_sms(sender=DEMO_NUMBER_HIGH_VOLUME)) == "MSG-367"
 
 
 def test_demo_senders_fail_the_way_their_features_say(demo):

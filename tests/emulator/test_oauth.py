@@ -145,7 +145,9 @@ def test_code_exchange_returns_the_token_info_fields(emu, app, ext):
     assert tokens["token_type"] == "bearer"
     assert tokens["expires_in"] == 3600
     assert tokens["refresh_token_expires_in"] == 604800
-    assert tokens["scope"] == "SMS ReadMessages EditMessages ReadAccounts SubscriptionWebhook"
+    assert tokens["scope"] == (
+        "SMS ReadMessages EditMessages ReadAccounts SubscriptionWebhook A2PSMS"
+    )
     assert tokens["owner_id"] == str(ext.id)
     assert tokens["endpoint_id"] and tokens["session_id"]
     assert call_me(emu, tokens["access_token"]).status_code == 200

@@ -67,6 +67,13 @@ class EmulatorConfig:
     max_recipients: int = 10
     batch_read_max: int = 50
 
+    # High Volume SMS (a2p-sms): messages per batch request (developer guide: 10,000 texts per
+    # request), request body (the spec's x-request-max-body-size 50m), and how fast a number's
+    # batches are worked through (messages a second, emulator time).
+    a2p_max_messages: int = 10_000
+    a2p_max_body_bytes: int = 50 * 1024 * 1024
+    a2p_messages_per_second: float = 1000.0
+
     # Webhooks
     webhook_timeout: float = 3.0
     webhook_max_response_bytes: int = 1024
@@ -100,6 +107,10 @@ class EmulatorConfig:
                 raise ValueError(f"{name} must be positive")
         if self.sync_overlap < 0 or self.sync_token_ttl <= 0:
             raise ValueError("need sync_overlap >= 0 and sync_token_ttl > 0")
+        if self.a2p_max_messages < 1 or self.a2p_max_body_bytes < 1:
+            raise ValueError("a2p_max_messages and a2p_max_body_bytes must be positive")
+        if self.a2p_messages_per_second <= 0:
+            raise ValueError("a2p_messages_per_second must be positive")
         if self.max_sessions_per_user < 1:
             raise ValueError("max_sessions_per_user must be at least 1")
 

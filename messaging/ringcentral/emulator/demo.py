@@ -34,6 +34,8 @@ DEMO_NUMBER_SMS_ONLY = "+16505550101"  # local, SmsSender only: attachments fail
 DEMO_NUMBER_TOLL_FREE = "+18005550102"  # toll-free, SmsSender (never MmsSender)
 DEMO_NUMBER_FAX = "+16505550103"  # FaxOnly: sending fails with MSG-241
 DEMO_NUMBER_NO_FEATURES = "+16505550104"  # voice only, no features: sending fails with MSG-367
+# High Volume SMS (A2PSmsSender, no SmsSender): text-only batches through /a2p-sms/batches.
+DEMO_NUMBER_HIGH_VOLUME = "+16505550105"
 
 # Extension "Ada Lovelace" (ext. 102), a second user of the same account
 DEMO_SECOND_NAME = "Ada Lovelace"
@@ -85,6 +87,12 @@ _OFFICE_NUMBERS = (
         "features": [],
         "type": "VoiceOnly",
         "label": "Front desk (voice)",
+    },
+    {
+        "phone_number": DEMO_NUMBER_HIGH_VOLUME,
+        "features": ["A2PSmsSender", "CallerId"],
+        "label": "High Volume",
+        "location": "Palo Alto, CA",
     },
 )
 _SECOND_NUMBERS = (

@@ -9,6 +9,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .a2p import A2PStore
 from .clock import Clock, Scheduler
 from .config import EmulatorConfig
 from .contacts import Contacts, ContactScript, on_outbound
@@ -44,6 +45,8 @@ class Emulator:
         self.world = World()
         self.oauth = OAuthService(self)
         self.messages = MessageStore()
+        # High Volume SMS batches and their messages, apart from the message store.
+        self.a2p = A2PStore()
         self.subscriptions = SubscriptionService(self)
         self.rate_limiter = RateLimiter(self.now, lambda: self.config)
         self.faults = FaultBook()
@@ -388,8 +391,8 @@ class Emulator:
         return message.status(self.now())
 
     def reset(self) -> None:
-        """Forget journal, faults, messages, deliveries, rate-limit counters, opt-outs, pending
-        contact answers and sync tokens.
+        """Forget journal, faults, messages, High Volume batches, deliveries, rate-limit
+        counters, opt-outs, pending contact answers and sync tokens.
 
         Apps, accounts, extensions, recipient behaviours, contact scripts, sessions and
         subscriptions stay.
@@ -401,5 +404,6 @@ class Emulator:
         self.opt_outs.clear()
         self.sync_tokens.clear()
         self.messages.clear()
+        self.a2p.clear()
         self.subscriptions.clear_deliveries()
         self.rate_limiter.reset()

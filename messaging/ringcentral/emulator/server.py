@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import (
+    a2p,
     control,
     identity,
     messages,
@@ -68,6 +69,9 @@ class Endpoint:
 
 _OWNER = r"/restapi/v1\.0/account/(?P<account>[^/]+)/extension/(?P<extension>[^/]+)"
 _SUB = r"/restapi/v1\.0/subscription/(?P<subscription>[^/]+)"
+_A2P = r"/restapi/v1\.0/account/(?P<account>[^/]+)/a2p-sms"
+# High Volume batches may be far larger than other requests (the spec's x-request-max-body-size).
+_A2P_BATCHES = re.compile(_A2P + r"/batches")
 
 ROUTES: list[tuple[re.Pattern[str], dict[str, Endpoint]]] = [
     (
@@ -117,6 +121,29 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Endpoint]]] = [
     (
         re.compile(_OWNER + r"/message-sync"),
         {"GET": Endpoint(sync.handle_sync, "Light", "ReadMessages")},
+    ),
+    (
+        _A2P_BATCHES,
+        {
+            "POST": Endpoint(a2p.handle_create, "Light", "A2PSMS"),
+            "GET": Endpoint(a2p.handle_list_batches, "Light", "A2PSMS"),
+        },
+    ),
+    (
+        re.compile(_A2P + r"/batches/(?P<batch>[^/]+)"),
+        {"GET": Endpoint(a2p.handle_read_batch, "Light", "A2PSMS")},
+    ),
+    (
+        re.compile(_A2P + r"/messages"),
+        {"GET": Endpoint(a2p.handle_list_messages, "Light", "A2PSMS")},
+    ),
+    (
+        re.compile(_A2P + r"/messages/(?P<message>[^/]+)"),
+        {"GET": Endpoint(a2p.handle_read_message, "Light", "A2PSMS")},
+    ),
+    (
+        re.compile(_A2P + r"/statuses"),
+        {"GET": Endpoint(a2p.handle_statuses, "Light", "A2PSMS")},
     ),
     (
         re.compile(r"/restapi/v2/accounts/(?P<account>[^/]+)/sms/consents"),
@@ -292,8 +319,15 @@ class RequestHandler(BaseHTTPRequestHandler):
             raise _BadFraming("the connection closed before the body was complete")
         return data
 
+    def _body_limit(self) -> int:
+        config = self.server.emu.config
+        path = unquote(urlsplit(self.path).path)
+        if self.command == "POST" and _A2P_BATCHES.fullmatch(path):
+            return config.a2p_max_body_bytes
+        return config.max_body_bytes
+
     def _read_body(self) -> bytes:
-        limit = self.server.emu.config.max_body_bytes
+        limit = self._body_limit()
         encoding = (self.headers.get("Transfer-Encoding") or "").lower()
         if "chunked" in encoding:
             chunks: list[bytes] = []
@@ -449,7 +483,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             error = ApiError(
                 413,
                 "CMN-101",
-                f"Request body is larger than {emu.config.max_body_bytes} bytes",
+                f"Request body is larger than {self._body_limit()} bytes",
                 parameter_name="body",
             )
             response = Response.error(error)

@@ -13,7 +13,14 @@ from .config import OUTCOMES, require_one_of
 
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 
-DEFAULT_SCOPES = ("SMS", "ReadMessages", "EditMessages", "ReadAccounts", "SubscriptionWebhook")
+DEFAULT_SCOPES = (
+    "SMS",
+    "ReadMessages",
+    "EditMessages",
+    "ReadAccounts",
+    "SubscriptionWebhook",
+    "A2PSMS",
+)
 
 PHONE_FEATURES = (
     "CallerId",

@@ -172,8 +172,11 @@ class SyncResult:
 def sync_numbers(connection) -> SyncResult:
     """Bring the connection's SenderNumbers in line with RingCentral's phone-number list.
 
-    New numbers are added; known ones get fresh labels, types and flags; a number that is gone
-    or can no longer send SMS/MMS stays with `active=False` (history refers to it).
+    New numbers are added; known ones get fresh labels, types, features and flags; a number
+    that is gone or can no longer send SMS/MMS stays with `active=False` (history refers to
+    it), and one that is gone loses its features. A High Volume number (`A2PSmsSender` without
+    `SmsSender`) is kept inactive, since it sends no single texts; campaigns find it by its
+    features.
     Raises `errors.RingCentralError` (nothing is changed then).
     """
     records = tokens.client_for(connection).list_numbers()
@@ -220,11 +223,18 @@ def sync_numbers(connection) -> SyncResult:
             number.synced_at = now
             number.save()
         for phone_number, number in existing.items():
-            if phone_number not in seen and number.active:
-                number.active = False
-                number.synced_at = now
-                number.save(update_fields=["active", "synced_at"])
+            if phone_number in seen:
+                continue
+            if number.active:
                 deactivated += 1
+            elif not number.features:
+                continue
+            # RingCentral lists it no more, so it has no features now; a High Volume number
+            # (inactive for single texts, told apart by its features) stops being one too.
+            number.active = False
+            number.features = []
+            number.synced_at = now
+            number.save(update_fields=["active", "features", "synced_at"])
         RingCentralConnection.objects.filter(pk=connection.pk).update(numbers_synced_at=now)
         signals.numbers_synced.send(sender=RingCentralConnection, connection_id=connection.pk)
     connection.numbers_synced_at = now

@@ -13,6 +13,9 @@
         delete_subscription(id) -> subscriptions.SubscriptionInfo
     client.list_consents(page_token) -> consents.ConsentPage   (the account's SMS consent list)
     client.update_consents(updates) -> failed records             (PATCH, up to 1000)
+    client.create_a2p_batch(from_number, messages) -> a2p.BatchInfo   (High Volume SMS)
+    client.get_a2p_batch(batch_id) -> a2p.BatchInfo
+    client.a2p_batch_messages(batch_id, since=…, before_page=…) -> Iterator[a2p.A2PMessage]
 
 The client knows nothing of where tokens are kept. Its caller gives it a `token_source`: called
 with None for a token to use, and with the token RingCentral just refused (401) for a fresh one;
@@ -36,6 +39,7 @@ from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
 from . import (
+    a2p,
     consents,
     errors,
     http,
@@ -323,6 +327,57 @@ class RingCentralClient:
         body = consents.build_update(updates)
         return consents.parse_failed(self._json("PATCH", paths.SMS_CONSENTS, json=body))
 
+    # --- High Volume SMS -------------------------------------------------------------------
+    #
+    # Every call is one request of the Light group; the caller paces them (`before_page` runs
+    # before each page of a listing, so every request can wait for the shared limiter).
+
+    def create_a2p_batch(
+        self, from_number: str, messages: Sequence[a2p.BatchMessage]
+    ) -> a2p.BatchInfo:
+        """POST one batch (`a2p.build_batch`: `ValueError` past the limits, nothing sent).
+        The answer lists the recipients RingCentral rejected; no later read does."""
+        body = a2p.build_batch(from_number, messages)
+        data = self._json(
+            "POST",
+            paths.A2P_BATCHES,
+            data=body,
+            headers={"Content-Type": "application/json; charset=UTF-8"},
+        )
+        return a2p.parse_batch(data)
+
+    def get_a2p_batch(self, batch_id: str) -> a2p.BatchInfo:
+        return a2p.parse_batch(self._json("GET", f"{paths.A2P_BATCHES}/{_path_id(batch_id)}"))
+
+    def a2p_batch_messages(
+        self,
+        batch_id: str,
+        *,
+        since: datetime | None = None,
+        before_page: Callable[[], None] | None = None,
+    ) -> Iterator[a2p.A2PMessage]:
+        """Every message of a batch, all pages of up to 1000. RingCentral lists the last 24
+        hours unless told otherwise: `since` (the batch's creation) reaches further back."""
+        params: dict[str, Any] = {
+            "batchId": batch_id,
+            "perPage": limits.A2P_MESSAGES_PER_PAGE,
+        }
+        if since is not None:
+            params["dateFrom"] = format_time(since)
+        token = ""
+        for _ in range(a2p.MAX_PAGES):
+            if before_page is not None:
+                before_page()
+            page_params = {**params, "pageToken": token} if token else params
+            records, next_token = a2p.parse_message_page(
+                self._json("GET", paths.A2P_MESSAGES, params=page_params)
+            )
+            yield from records
+            if not next_token or next_token == token:
+                return
+            token = next_token
+        raise errors.UnexpectedResponse(f"High Volume messages did not end after {a2p.MAX_PAGES}")
+
     # --- sending ------------------------------------------------------------------------------
     #
     # A send is one POST of `multipart.build_message_request`'s body (JSON for a plain SMS,
@@ -450,6 +505,18 @@ class RingCentralClient:
         # Never follow a redirect with the token to wherever it points.
         kwargs.setdefault("allow_redirects", False)
         return self.session.request(method, address, headers=headers, **kwargs)
+
+
+def _path_id(value: str) -> str:
+    """An id RingCentral gave us, checked before it goes into a path."""
+    value = str(value)
+    if (
+        not value
+        or len(value) > 64
+        or not all(c.isascii() and (c.isalnum() or c == "-") for c in value)
+    ):
+        raise ValueError("not a RingCentral id")
+    return value
 
 
 def _media_address(uri: str) -> str:

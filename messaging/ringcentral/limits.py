@@ -33,6 +33,17 @@ MAX_GROUP_RECIPIENTS = 10
 # 10,000,000 keeps us under either interpretation.
 MAX_REQUEST_BYTES = 10_000_000
 
+# --- High Volume SMS (POST …/a2p-sms/batches) --------------------------------------------------
+
+# Texts in one batch request (developer guide: "10,000 texts per API request"; another page says
+# only that a batch is at most about 50 MB, so both caps are kept).
+A2P_MAX_MESSAGES_PER_BATCH = 10_000
+# Cap on a batch request's body. The spec declares "50m"; reading it as the smaller decimal
+# 50,000,000 keeps us under either interpretation.
+A2P_MAX_BATCH_BYTES = 50_000_000
+# Records per page of the High Volume message list (the spec's maximum, also its default).
+A2P_MESSAGES_PER_PAGE = 1000
+
 # --- Rate limits (RingCentral's defaults for a user of one app) --------------------------------
 
 # Requests per user per usage-plan group in a sliding window. Sends (POST /sms) are Medium, status
@@ -41,6 +52,9 @@ RATE_LIMIT_GROUPS = {"Light": 50, "Medium": 40, "Heavy": 10, "Auth": 5}
 SEND_GROUP = "Medium"
 READ_GROUP = "Light"
 AUTH_GROUP = "Auth"
+# Every High Volume endpoint, creating a batch included, is in the Light group (the spec's
+# x-throttling-group).
+A2P_GROUP = "Light"
 # RingCentral's content policy: at most this many messages per sending number per minute.
 MESSAGES_PER_NUMBER = 50
 # Name under which the per-number limit appears beside the usage-plan groups.

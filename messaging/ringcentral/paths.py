@@ -8,6 +8,9 @@ SEND = f"{EXTENSION}/sms"
 MESSAGE_STORE = f"{EXTENSION}/message-store"
 MESSAGE_SYNC = f"{EXTENSION}/message-sync"
 SUBSCRIPTION = f"{API}/subscription"
+# High Volume SMS, an account-level store of its own.
+A2P_BATCHES = f"{ACCOUNT}/a2p-sms/batches"
+A2P_MESSAGES = f"{ACCOUNT}/a2p-sms/messages"
 # Standard SMS consent (opt-out) list of the account, API v2.
 SMS_CONSENTS = "/restapi/v2/accounts/~/sms/consents"
 

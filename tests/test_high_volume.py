@@ -97,6 +97,28 @@ def test_2500_recipients_are_split_sent_and_their_results_read(emulator, linked)
     assert ratelimit.get_limiter().usage(key(linked)) == 3 + 6
 
 
+def test_results_of_a_large_batch_are_read_page_by_page(emulator, linked):
+    to = recipients(2100)
+    result = high_volume.send_batches(linked, HV, [(f"k{n}", n, "Hi") for n in to])
+    (batch,) = result.batches
+    emulator.advance(10)
+
+    report = high_volume.read_results(linked, batch.batch_id, batch.recipients)
+
+    assert report.requests == 1 + 3  # the batch, then pages of 1,000, 1,000 and 100
+    pages = [e for e in journal(emulator, "/a2p-sms/messages")]
+    assert [e.query.get("pageToken") is None for e in pages] == [True, False, False]
+    assert sorted(r.to for r in report.results) == sorted(to)
+    assert all(r.recipient_key == f"k{r.to}" and r.status == "Delivered" for r in report.results)
+
+
+def test_an_unknown_batch_is_a_typed_error(emulator, linked):
+    from messaging.ringcentral import errors
+
+    with pytest.raises(errors.NotFound):
+        high_volume.read_results(linked, "no-such-batch")
+
+
 def test_rejected_recipients_are_reported_with_their_keys_and_reasons(emulator, linked):
     items = [
         ("ann", "+16505550170", "Hi"),

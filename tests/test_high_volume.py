@@ -323,3 +323,14 @@ def test_the_common_text_is_sent_once_and_others_per_message():
             {"to": ["+16505550172"]},
         ],
     }
+
+
+def test_each_request_stays_within_the_plan_whatever_its_own_common_text():
+    long_text, numbers = "a" * 1000, recipients(80)
+    messages = [a2p.BatchMessage(n, long_text) for n in numbers[:12]]
+    messages += [a2p.BatchMessage(n, "Hi") for n in numbers[12:62]]
+    messages += [a2p.BatchMessage(n, f"Hi {i}") for i, n in enumerate(numbers[62:])]
+    for limit in (3_000, 5_000, 12_000):
+        planned = a2p.plan_batches(HV, messages, max_bytes=limit)
+        assert [m for p in planned for m in p] == messages
+        assert all(len(a2p.build_batch(HV, p)) <= limit for p in planned)

@@ -278,6 +278,11 @@ def send_batches(
             result.retry_after = busy.retry_after
             result.unsent = listed[start:]
             return result
+        except ValueError as exc:  # past a limit after all: a fault of ours, reported as such
+            exc = errors.MessageInvalid(str(exc), reason=f"Not sent: {exc}.")
+            result.error = exc
+            result.unsent = listed[start:]
+            return result
         except errors.RingCentralError as exc:
             if isinstance(exc, errors.RateLimited):
                 limiter.pause(channel.limit_key, exc.retry_after)

@@ -7,8 +7,8 @@
 
 A batch is one `POST …/a2p-sms/batches` from a number with the `A2PSmsSender` feature: a
 top-level `text` and `messages`, each `{"to": [one number]}` with its own `text` only where it
-differs. The most common text of a request is the top-level one, so a campaign whose texts are
-all alike costs a few bytes per recipient. A request holds at most
+differs. The text most shared (by the bytes it saves) is the top-level one, so a campaign whose
+texts are all alike costs a few bytes per recipient. A request holds at most
 `limits.A2P_MAX_MESSAGES_PER_BATCH` messages and `limits.A2P_MAX_BATCH_BYTES` of body.
 
 RingCentral lists recipients it will not text in the create answer's `rejected` (`index` counts
@@ -87,10 +87,20 @@ def _dump(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+# What a message's own text costs besides the text itself: `,"text":`.
+_TEXT_FIELD = len(',"text":')
+
+
 def common_text(messages: Sequence[BatchMessage]) -> str:
-    """The text most messages share (the first of equals), sent once at the top."""
+    """The text sent once at the top: the one whose sharing saves the most bytes (the first of
+    equals). So a request's own choice never makes it larger than any other text would."""
     counts = Counter(message.text for message in messages)
-    return max(counts, key=lambda text: counts[text]) if counts else ""
+
+    def saving(text: str) -> int:
+        size = len(_dump(text))
+        return counts[text] * (size + _TEXT_FIELD) - size
+
+    return max(counts, key=saving) if counts else ""
 
 
 def _entry(message: BatchMessage, common: str) -> dict[str, Any]:
@@ -126,9 +136,9 @@ def plan_batches(
 ) -> list[list[BatchMessage]]:
     """`messages` cut, in order, into as few requests as the limits allow.
 
-    Sizes are the exact bytes `build_batch` writes, with the text shared by most of all the
-    messages at the top of every request (a request whose own most common text differs is only
-    smaller). Raises `ValueError` when one message alone cannot fit.
+    Sizes are the exact bytes `build_batch` writes with the common text of all the messages at
+    the top of every request; `build_batch` picks each request's own, which is never larger.
+    Raises `ValueError` when one message alone cannot fit.
     """
     common = common_text(messages)
     envelope = len(_dump({"from": from_number, "text": common, "messages": []}))

@@ -9,7 +9,7 @@ import pytest
 
 from messaging.ringcentral.emulator import EmulatorConfig
 
-from .helpers import CLIENT_ID, LOCAL_MMS, NUMBERS, Api, freeze
+from .helpers import CLIENT_ID, LOCAL_MMS, NUMBERS, Api, control, freeze
 
 A2P = "/restapi/v1.0/account/~/a2p-sms"
 BATCHES = f"{A2P}/batches"
@@ -401,3 +401,11 @@ def test_reset_forgets_batches(hv, emu):
     batch(hv, [DELIVERED])
     emu.reset()
     assert emu.a2p.batches() == [] and emu.a2p.messages() == []
+
+
+def test_the_control_api_lists_batches_with_their_messages(hv, emu):
+    batch_id = batch(hv, [DELIVERED, LANDLINE]).json()["id"]
+    (listed,) = control(emu, "GET", "a2p-batches").json()["records"]
+    assert listed["id"] == batch_id
+    assert sorted(m["to"][0] for m in listed["messages"]) == [DELIVERED, LANDLINE]
+    assert {m["text"] for m in listed["messages"]} == {"Hello"}

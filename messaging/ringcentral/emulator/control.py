@@ -16,6 +16,8 @@ no authentication, so the emulator should only listen on a loopback or private a
     POST   /_emulator/advance                body: {seconds} -> {"now"}
     POST   /_emulator/tick                   evaluate due status changes now
     GET    /_emulator/messages               stored messages as RingCentral JSON
+    GET    /_emulator/a2p-batches            High Volume batches (RingCentral JSON), each with
+                                             its messages
     GET    /_emulator/deliveries             webhook delivery attempts
     GET    /_emulator/world                  apps (without secrets), extensions, numbers,
                                              recipient behaviours, contact scripts
@@ -182,6 +184,20 @@ def _messages(emu: Emulator, req: Request) -> Any:
     return {"records": [m.to_json(emu.base_url, now) for m in emu.messages]}
 
 
+def _a2p_batches(emu: Emulator, req: Request) -> Any:
+    """Every account's High Volume batches, newest first, each with its messages."""
+    now = emu.now()
+    return {
+        "records": [
+            {
+                **batch.to_json(now),
+                "messages": [m.to_json(now, detailed=True) for m in batch.messages],
+            }
+            for batch in emu.a2p.batches()
+        ]
+    }
+
+
 def _deliveries(emu: Emulator, req: Request) -> Any:
     return {"records": [dataclasses.asdict(d) for d in emu.deliveries]}
 
@@ -285,6 +301,7 @@ ROUTES: dict[tuple[str, str], Callable[[Emulator, Request], Any]] = {
     ("POST", "/_emulator/advance"): _advance,
     ("POST", "/_emulator/tick"): _tick,
     ("GET", "/_emulator/messages"): _messages,
+    ("GET", "/_emulator/a2p-batches"): _a2p_batches,
     ("GET", "/_emulator/deliveries"): _deliveries,
     ("GET", "/_emulator/world"): _world,
     ("POST", "/_emulator/authorize-code"): _authorize_code,

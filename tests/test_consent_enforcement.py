@@ -9,6 +9,8 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection as db_connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from messaging.consent import checks, ledger
@@ -219,3 +221,25 @@ def test_an_opt_in_after_queueing_lets_the_message_go(emulator, linked, bob):
     ledger.record(connection.team, PAT, ConsentState.OPTED_IN, ConsentSource.MANUAL, by=bob)
     assert not states.refuse_opted_out(message)
     assert attempt(message.pk).what == "sent"
+
+
+def test_the_claim_itself_says_whether_a_recipient_opted_out(emulator, linked, bob):
+    """On PostgreSQL the claim's one statement also probes the consent table, so a send to
+    people who never opted out asks nothing more before it posts; one who did is refused."""
+    connection, number = linked
+    clear = make_message(number, bob, to=(SAM,))
+    to_pat = make_message(number, bob, to=(PAT,))
+    stop_from_pat(connection)
+
+    claimed, send_attempt = states.claim(clear.pk)
+    with CaptureQueriesContext(db_connection) as asked:
+        assert not states.refuse_opted_out(claimed, send_attempt)
+    single_statement = db_connection.vendor == "postgresql"
+    assert len(asked) == (0 if single_statement else 1)  # else: the probe of consent.checks
+
+    claimed, send_attempt = states.claim(to_pat.pk)
+    assert getattr(claimed, "none_opted_out", False) is False
+    assert states.refuse_opted_out(claimed, send_attempt)
+    to_pat.refresh_from_db()
+    assert to_pat.recipients.get().status == RecipientStatus.OPTED_OUT
+    assert sends(emulator) == []

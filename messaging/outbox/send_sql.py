@@ -16,6 +16,8 @@ from django.db import connection
 from messaging.models import (
     CLAIMABLE_STATUSES,
     Attachment,
+    ConsentRecord,
+    ConsentState,
     OutboundMessage,
     Recipient,
     RingCentralConnection,
@@ -67,8 +69,12 @@ class SendPathSql:
             + f" WHERE {attempt.column('id')} = %s"
         )
         c = self.connection
+        consent = rows.Columns(ConsentRecord, ["team_id", "state", "contact_number"])
         # PostgreSQL runs a claim, or the record of an answer, as one statement (data-modifying
-        # CTEs): atomic by itself, one round trip instead of a transaction of several.
+        # CTEs): atomic by itself, one round trip instead of a transaction of several. The claim
+        # also says, per recipient, whether the team holds an opt-out for the number in any
+        # scope (consent.checks.any_opted_out's probe): nearly always no, and then the send asks
+        # nothing more before it posts. The state is a constant of the code, not a value.
         self.single_statement = connection.vendor == "postgresql"
         self.claim_whole = (
             f"WITH claimed AS ({self.claim}), opened AS ("
@@ -83,7 +89,11 @@ class SendPathSql:
             f"SELECT {m.select_list('claimed')}, opened.{attempt.column('id')}, "
             f"opened.{attempt.column('number')}, (SELECT COUNT(*) FROM {a.table} f WHERE "
             f"f.{a.column('message_id')} = claimed.{m.column('id')}), {c.select_list('c')}, "
-            f"{r.select_list('r')} FROM claimed CROSS JOIN opened "
+            f"{r.select_list('r')}, EXISTS (SELECT 1 FROM {consent.table} k WHERE "
+            f"k.{consent.column('team_id')} = claimed.{m.column('team_id')} AND "
+            f"k.{consent.column('state')} = '{ConsentState.OPTED_OUT.value}' AND "
+            f"k.{consent.column('contact_number')} = r.{r.column('phone_number')}) "
+            f"FROM claimed CROSS JOIN opened "
             f"JOIN {c.table} c ON c.{c.column('id')} = claimed.{m.column('connection_id')} "
             f"LEFT JOIN {r.table} r ON r.{r.column('message_id')} = claimed.{m.column('id')} "
             f"ORDER BY r.{r.column('id')}"

@@ -293,7 +293,9 @@ def claim(message_id: int) -> tuple[OutboundMessage, SendAttempt] | None:
 
 def _claimed(found: list, now) -> tuple[OutboundMessage, SendAttempt]:
     """The message and its attempt from the rows of `claim_whole`: per recipient, the message,
-    the attempt's id and number, how many files it has, the connection and the recipient."""
+    the attempt's id and number, how many files it has, the connection, the recipient and
+    whether the team holds an opt-out for the recipient's number (`none_opted_out` on the
+    message when no row says so: `refuse_opted_out` then has nothing to ask)."""
     sql = _sql()
     first = found[0]
     width = len(sql.message.fields)
@@ -303,7 +305,10 @@ def _claimed(found: list, now) -> tuple[OutboundMessage, SendAttempt]:
     linked = rows.load(sql.connection, first[start : start + len(sql.connection.fields)])
     start += len(sql.connection.fields)
     OutboundMessage.connection.field.set_cached_value(message, linked)
-    recipients = [rows.load(sql.recipient, row[start:]) for row in found if row[start] is not None]
+    recipients = [
+        rows.load(sql.recipient, row[start:-1]) for row in found if row[start] is not None
+    ]
+    message.none_opted_out = not any(row[-1] for row in found)
     attachments = []
     if files:
         with connection.cursor() as cursor:
@@ -643,6 +648,8 @@ def refuse_opted_out(
     emailed, as for any failure.
     """
     if refusals is None:
+        if getattr(message, "none_opted_out", False):
+            return False  # the claim's own probe found no opt-out for any recipient
         refusals = consent_checks.refused_at_send(message)
     if not refusals:
         return False

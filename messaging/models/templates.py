@@ -68,6 +68,7 @@ class TemplateAttachment(StoredFile):
     )
     position = models.PositiveSmallIntegerField(default=0)
     file = models.FileField(max_length=200)
+    original_size = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["position", "id"]

@@ -167,6 +167,9 @@ def _rows(messages, stalled_ids) -> list[dict]:
             "final": "true" if m.is_final else "false",
             "stalled": m.connection_id in stalled and m.status in ON_THE_WAY_STATUSES,
             "created": timezone.localtime(m.created_at),
+            "scheduled": scheduling.describe(m.scheduled_for, m.scheduled_zone)
+            if m.status in states.WAITING_FOR_TIME
+            else "",
         }
         for m in messages
     ]

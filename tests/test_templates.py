@@ -373,3 +373,22 @@ def test_a_template_another_member_cannot_read_is_not_picked(with_file, number, 
         {"sender": str(number.pk), "to": ANN, "pick_template": with_file.pk, "use_template": "1"},
     )
     assert response.status_code == 404
+
+
+def test_a_template_file_that_is_refused_or_too_large_is_said_and_not_kept(
+    ann, bob, team, bob_client, settings
+):
+    template = MessageTemplate.objects.create(team=team, owner=bob, name="Files", text="Hi")
+    program = SimpleUploadedFile("setup.exe", samples.windows_program())
+    response = bob_client.post(
+        f"/templates/{template.pk}/files/", {"attachments": [program]}, follow=True
+    )
+    assert response.status_code == 200
+    assert "setup.exe" in flashes(response)
+    settings.COMPOSE_MAX_REQUEST_BYTES = 10_000
+    big = SimpleUploadedFile("big.png", samples.png(400, 400, text="x" * 20_000))
+    response = bob_client.post(
+        f"/templates/{template.pk}/files/", {"attachments": [big]}, follow=True
+    )
+    assert "this portal accepts at most" in flashes(response)
+    assert not TemplateAttachment.objects.exists()

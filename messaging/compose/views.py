@@ -599,10 +599,27 @@ def _template_for_files(request, pk):
     return template
 
 
+@csrf_exempt  # checked by csrf_protect in _template_files, after the size check (see above)
 @login_required
 @require_POST
 def template_files(request, pk):
     template = _template_for_files(request, pk)
+    size = _content_length(request)
+    if size > settings.COMPOSE_MAX_REQUEST_BYTES:
+        messages.error(request, _too_large_message(size, settings.COMPOSE_MAX_REQUEST_BYTES))
+        response = HttpResponseRedirect(reverse("template_edit", args=[template.pk]))
+        # The unread body would otherwise be parsed as the next request on this connection.
+        response["Connection"] = "close"
+        return response
+    return _template_files(request, template)
+
+
+@csrf_protect
+def _template_files(request, template):
+    problem = _parse_body(request)
+    if problem:
+        messages.error(request, problem)
+        return HttpResponseRedirect(reverse("template_edit", args=[template.pk]))
     uploads = request.FILES.getlist("attachments")
     if not uploads:
         messages.error(request, "Choose the files to add.")

@@ -7,107 +7,199 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('messaging', '0014_contacts'),
+        ("messaging", "0014_contacts"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='MessageTemplate',
+            name="MessageTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('text', models.TextField(blank=True)),
-                ('missing_policy', models.CharField(choices=[('fallback', 'Put the fallback text in place of the field'), ('skip', 'Skip that recipient (you are told who and why)')], default='fallback', max_length=10)),
-                ('fallback', models.CharField(blank=True, max_length=100)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("text", models.TextField(blank=True)),
+                (
+                    "missing_policy",
+                    models.CharField(
+                        choices=[
+                            ("fallback", "Put the fallback text in place of the field"),
+                            ("skip", "Skip that recipient (you are told who and why)"),
+                        ],
+                        default="fallback",
+                        max_length=10,
+                    ),
+                ),
+                ("fallback", models.CharField(blank=True, max_length=100)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name', 'id'],
+                "ordering": ["name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='TemplateAttachment',
+            name="TemplateAttachment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('thumbnail', models.FileField(blank=True, max_length=200, upload_to='')),
-                ('original_name', models.CharField(max_length=255)),
-                ('content_type', models.CharField(max_length=100)),
-                ('size', models.PositiveIntegerField()),
-                ('sha256', models.CharField(max_length=64)),
-                ('original_content_type', models.CharField(blank=True, max_length=100)),
-                ('was_converted', models.BooleanField(default=False)),
-                ('metadata_removed', models.BooleanField(default=False)),
-                ('width', models.PositiveIntegerField(blank=True, null=True)),
-                ('height', models.PositiveIntegerField(blank=True, null=True)),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('file', models.FileField(max_length=200, upload_to='')),
-                ('original_size', models.PositiveIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("thumbnail", models.FileField(blank=True, max_length=200, upload_to="")),
+                ("original_name", models.CharField(max_length=255)),
+                ("content_type", models.CharField(max_length=100)),
+                ("size", models.PositiveIntegerField()),
+                ("sha256", models.CharField(max_length=64)),
+                ("original_content_type", models.CharField(blank=True, max_length=100)),
+                ("was_converted", models.BooleanField(default=False)),
+                ("metadata_removed", models.BooleanField(default=False)),
+                ("width", models.PositiveIntegerField(blank=True, null=True)),
+                ("height", models.PositiveIntegerField(blank=True, null=True)),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                ("file", models.FileField(max_length=200, upload_to="")),
+                ("original_size", models.PositiveIntegerField(default=0)),
             ],
             options={
-                'ordering': ['position', 'id'],
+                "ordering": ["position", "id"],
             },
         ),
         migrations.RemoveConstraint(
-            model_name='outboundmessage',
-            name='message_status_is_known',
+            model_name="outboundmessage",
+            name="message_status_is_known",
         ),
         migrations.AddField(
-            model_name='outboundmessage',
-            name='scheduled_for',
+            model_name="outboundmessage",
+            name="scheduled_for",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='outboundmessage',
-            name='scheduled_zone',
+            model_name="outboundmessage",
+            name="scheduled_zone",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AlterField(
-            model_name='outboundmessage',
-            name='status',
-            field=models.CharField(choices=[('scheduled', 'Scheduled'), ('held', 'Held (too late)'), ('queued', 'Queued'), ('sending', 'Sending'), ('retry_wait', 'Waiting to retry'), ('sent', 'Sent'), ('delivered', 'Delivered'), ('delivery_failed', 'Not delivered'), ('sending_failed', 'Sending failed'), ('no_receipt', 'No receipt'), ('failed', 'Failed'), ('unknown', 'Checking'), ('canceled', 'Canceled')], default='queued', max_length=20),
+            model_name="outboundmessage",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("scheduled", "Scheduled"),
+                    ("held", "Held (too late)"),
+                    ("queued", "Queued"),
+                    ("sending", "Sending"),
+                    ("retry_wait", "Waiting to retry"),
+                    ("sent", "Sent"),
+                    ("delivered", "Delivered"),
+                    ("delivery_failed", "Not delivered"),
+                    ("sending_failed", "Sending failed"),
+                    ("no_receipt", "No receipt"),
+                    ("failed", "Failed"),
+                    ("unknown", "Checking"),
+                    ("canceled", "Canceled"),
+                ],
+                default="queued",
+                max_length=20,
+            ),
         ),
         migrations.AddIndex(
-            model_name='outboundmessage',
-            index=models.Index(condition=models.Q(('status', 'scheduled')), fields=['next_attempt_at'], name='msg_due_to_release'),
+            model_name="outboundmessage",
+            index=models.Index(
+                condition=models.Q(("status", "scheduled")),
+                fields=["next_attempt_at"],
+                name="msg_due_to_release",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='outboundmessage',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['scheduled', 'held', 'queued', 'sending', 'retry_wait', 'sent', 'delivered', 'delivery_failed', 'sending_failed', 'no_receipt', 'failed', 'unknown', 'canceled'])), name='message_status_is_known'),
+            model_name="outboundmessage",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            "scheduled",
+                            "held",
+                            "queued",
+                            "sending",
+                            "retry_wait",
+                            "sent",
+                            "delivered",
+                            "delivery_failed",
+                            "sending_failed",
+                            "no_receipt",
+                            "failed",
+                            "unknown",
+                            "canceled",
+                        ],
+                    )
+                ),
+                name="message_status_is_known",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='outboundmessage',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'scheduled'), _negated=True), models.Q(('scheduled_for__isnull', False), ('next_attempt_at__isnull', False)), _connector='OR'), name='scheduled_message_has_times'),
+            model_name="outboundmessage",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "scheduled"), _negated=True),
+                    models.Q(("scheduled_for__isnull", False), ("next_attempt_at__isnull", False)),
+                    _connector="OR",
+                ),
+                name="scheduled_message_has_times",
+            ),
         ),
         migrations.AddField(
-            model_name='messagetemplate',
-            name='created_by',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="messagetemplate",
+            name="created_by",
+            field=models.ForeignKey(
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='messagetemplate',
-            name='owner',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='message_templates', to=settings.AUTH_USER_MODEL),
+            model_name="messagetemplate",
+            name="owner",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="message_templates",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='messagetemplate',
-            name='team',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='message_templates', to='messaging.team'),
+            model_name="messagetemplate",
+            name="team",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="message_templates",
+                to="messaging.team",
+            ),
         ),
         migrations.AddField(
-            model_name='templateattachment',
-            name='template',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attachments', to='messaging.messagetemplate'),
+            model_name="templateattachment",
+            name="template",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="attachments",
+                to="messaging.messagetemplate",
+            ),
         ),
         migrations.AddIndex(
-            model_name='messagetemplate',
-            index=models.Index(fields=['team', 'owner', 'name'], name='template_team_owner'),
+            model_name="messagetemplate",
+            index=models.Index(fields=["team", "owner", "name"], name="template_team_owner"),
         ),
         migrations.AddConstraint(
-            model_name='messagetemplate',
-            constraint=models.CheckConstraint(condition=models.Q(('missing_policy__in', ['fallback', 'skip'])), name='template_missing_policy_is_known'),
+            model_name="messagetemplate",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("missing_policy__in", ["fallback", "skip"])),
+                name="template_missing_policy_is_known",
+            ),
         ),
     ]

@@ -11,8 +11,12 @@ class MessagingConfig(AppConfig):
         # hands queued messages to the sending room's task; delivery tracking and the inbox
         # follow the life of each RingCentral link (and the inbox the outbox's new messages)
         # through signals; tracking hands instant-message deliveries to the inbox.
+        from django.db.models.signals import post_delete
+
+        from messaging.compose import picker
         from messaging.inbox import instant
         from messaging.inbox import receivers as inbox_receivers  # noqa: F401 - connects them
+        from messaging.models import TemplateAttachment
         from messaging.outbox import handoff
         from messaging.sending import tasks as sending_tasks
         from messaging.tracking import (
@@ -21,5 +25,9 @@ class MessagingConfig(AppConfig):
         )
 
         handoff.register(sending_tasks.send_soon)
+        # A template's stored files are compose's: released when their row goes.
+        post_delete.connect(
+            picker.release_template_file, sender=TemplateAttachment, dispatch_uid="template-file"
+        )
         webhooks.register_instant_handler(instant.receive)
         webhooks.register_changes_handler(instant.changes_announced)

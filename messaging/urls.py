@@ -9,6 +9,7 @@ from messaging.contacts.views import contacts as contact_views
 from messaging.contacts.views import imports as import_views
 from messaging.inbox import views as inbox_views
 from messaging.links import views as rc_views
+from messaging.message_templates import views as template_views
 from messaging.outbox.views import attachments as attachment_views
 from messaging.outbox.views import messages as outbox_views
 from messaging.teams import views as team_views
@@ -49,6 +50,18 @@ urlpatterns = [
     # consent
     path("consent/", consent_views.consent_list, name="consent"),
     path("consent/settings/", consent_views.consent_settings, name="consent_settings"),
+    # message templates
+    path("templates/", template_views.template_list, name="templates"),
+    path("templates/new/", template_views.template_new, name="template_new"),
+    path("templates/preview/", template_views.template_preview, name="template_preview"),
+    path("templates/<int:pk>/", template_views.template_edit, name="template_edit"),
+    path("templates/<int:pk>/delete/", template_views.template_delete, name="template_delete"),
+    path("templates/<int:pk>/files/", compose_views.template_files, name="template_files"),
+    path(
+        "templates/<int:pk>/files/<int:file_pk>/delete/",
+        compose_views.template_file_delete,
+        name="template_file_delete",
+    ),
     # ringcentral
     path("ringcentral/", rc_views.overview, name="ringcentral"),
     path("ringcentral/connect/", rc_views.connect, name="ringcentral_connect"),
@@ -66,6 +79,10 @@ urlpatterns = [
     path("messages/<int:pk>/live/", outbox_views.message_live, name="message_live"),
     path("messages/<int:pk>/cancel/", outbox_views.message_cancel, name="message_cancel"),
     path("messages/<int:pk>/retry/", outbox_views.message_retry, name="message_retry"),
+    path("messages/<int:pk>/send-now/", outbox_views.message_send_now, name="message_send_now"),
+    path(
+        "messages/<int:pk>/reschedule/", outbox_views.message_reschedule, name="message_reschedule"
+    ),
     # compose
     path("messages/compose/", compose_views.compose_view, name="compose"),
     path("messages/compose/upload/", compose_views.upload, name="compose_upload"),

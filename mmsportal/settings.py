@@ -393,6 +393,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"expires": 5.0},
     },
+    # Scheduled sends whose time has come go to the queue (messaging/outbox/states.py).
+    "outbox-release-scheduled": {
+        "task": "messaging.tasks.release_scheduled",
+        "schedule": 15.0,
+        "options": {"expires": 15.0},
+    },
     "outbox-sweep-stuck": {
         "task": "messaging.tasks.sweep_stuck",
         "schedule": 60.0,
@@ -488,6 +494,9 @@ OUTBOX_SENDING_LEASE = env.float("OUTBOX_SENDING_LEASE", default=180.0)
 OUTBOX_RECONCILE_GRACE = env.float("OUTBOX_RECONCILE_GRACE", default=300.0)
 # The message store is searched from this long before the attempt started (clock differences).
 OUTBOX_RECONCILE_MARGIN = env.float("OUTBOX_RECONCILE_MARGIN", default=300.0)
+# A scheduled message found due more than this many seconds after its time (the portal was down
+# then) is held for a person to send or cancel rather than sent late; less late, it goes at once.
+SCHEDULE_MAX_LATENESS = env.float("SCHEDULE_MAX_LATENESS", default=6 * 3600.0)
 # Longest countdown a send task is re-scheduled with; later retries wait for the dispatcher.
 OUTBOX_MAX_COUNTDOWN = env.float("OUTBOX_MAX_COUNTDOWN", default=300.0)
 _longest_send = 4 * sum(RINGCENTRAL_TIMEOUT)

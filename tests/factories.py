@@ -76,6 +76,10 @@ def message_in(number, user, status, **extra):
         fields["next_attempt_at"] = now + timedelta(minutes=5)
     if status in FINAL_STATUSES:
         fields["final_at"] = now
+    if status == MessageStatus.SCHEDULED:
+        fields.update(
+            scheduled_for=now + timedelta(hours=1), next_attempt_at=now + timedelta(hours=1)
+        )
     fields.update(extra)
     return make_message(number, user, **fields)
 

@@ -220,6 +220,8 @@ class Acme:
     notes: list = None
     contacts: list = None
     imports: list = None
+    templates: list = None
+    template_files: list = None
 
     def values(self, route: Route) -> list[dict]:
         """Ways to fill `route` with Acme's objects: one dict per combination to request."""
@@ -238,6 +240,7 @@ class Acme:
             "key": [d.key for d in self.drafts],
             "token": [invitations.make_token(self.invitation)],
             "note_id": [n.pk for n in self.notes],
+            "file_pk": [f.pk for f in self.template_files],
         }
         # `pk` means a different model in each views module.
         by_module_pk = {
@@ -247,6 +250,9 @@ class Acme:
             "messaging.inbox.views": [c.pk for c in self.conversations],
             "messaging.contacts.views.contacts": [c.pk for c in self.contacts],
             "messaging.contacts.views.imports": [j.pk for j in self.imports],
+            "messaging.message_templates.views": [t.pk for t in self.templates],
+            # The compose room's views name a template by pk (its files).
+            "messaging.compose.views": [t.pk for t in self.templates],
         }
         if name == "pk" and module in by_module_pk:
             return by_module_pk[module]
@@ -354,6 +360,8 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
     markers += [ACME_RECEIVED_TEXT, ACME_NOTE, ACME_RECEIVED_FROM, received.file.name]
     contact, job = acme_contacts(team, alice_client)
     markers += [ACME_CONTACT, ACME_CONTACT_FILE, job.stored_name]
+    template, template_file = acme_template(team, alice_client)
+    markers += [ACME_TEMPLATE, ACME_TEMPLATE_FILE, template_file.file.name]
     return Acme(
         team=team,
         messages=[queued, failed],
@@ -369,7 +377,35 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
         notes=[note],
         contacts=[contact],
         imports=[job],
+        templates=[template],
+        template_files=[template_file],
     )
+
+
+ACME_TEMPLATE = "Acme renewal notice"
+ACME_TEMPLATE_FILE = "renewal-terms.jpg"
+
+
+def acme_template(team, client):
+    """A team template of Acme's with a file, made through its pages."""
+    from messaging.models import MessageTemplate
+
+    made = client.post(
+        "/templates/new/",
+        {
+            "name": ACME_TEMPLATE,
+            "text": "Hi {first_name}",
+            "missing_policy": "fallback",
+            "scope": "team",
+        },
+    )
+    assert made.status_code == 302, made.content[:2000]
+    template = MessageTemplate.objects.get(team=team)
+    added = client.post(
+        f"/templates/{template.pk}/files/", {"attachments": [upload(ACME_TEMPLATE_FILE)]}
+    )
+    assert added.status_code == 302
+    return template, template.attachments.get()
 
 
 ACME_CONTACT = "Zelda Acmeclient"

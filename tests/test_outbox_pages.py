@@ -70,12 +70,13 @@ def test_the_outbox_shows_nothing_of_another_team(number, alice, charlie_client)
 
 
 EXPECTED_FOLDERS = {
+    "scheduled": {MessageStatus.SCHEDULED, MessageStatus.HELD},
     "queued": {MessageStatus.QUEUED, MessageStatus.RETRY_WAIT},
     "sending": {MessageStatus.SENDING},
     "sent": {MessageStatus.SENT},
     "delivered": {MessageStatus.DELIVERED},
     "failed": {MessageStatus.FAILED, MessageStatus.SENDING_FAILED, MessageStatus.DELIVERY_FAILED},
-    "attention": {MessageStatus.UNKNOWN, MessageStatus.NO_RECEIPT},
+    "attention": {MessageStatus.UNKNOWN, MessageStatus.NO_RECEIPT, MessageStatus.HELD},
     "canceled": {MessageStatus.CANCELED},
 }
 

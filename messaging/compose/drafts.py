@@ -28,7 +28,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from messaging.compose import media
-from messaging.models import Attachment, DraftAttachment
+from messaging.models import Attachment, DraftAttachment, TemplateAttachment
 from messaging.ringcentral import limits
 
 # How long an uploaded file waits on the compose page before it is deleted.
@@ -54,6 +54,7 @@ def release_files(names: Iterable[str]) -> None:
         referenced = (
             Attachment.objects.filter(Q(file=name) | Q(thumbnail=name)).exists()
             or DraftAttachment.objects.filter(Q(file=name) | Q(thumbnail=name)).exists()
+            or TemplateAttachment.objects.filter(Q(file=name) | Q(thumbnail=name)).exists()
         )
         if not referenced:
             storage.delete(name)
@@ -157,7 +158,9 @@ def create_draft(user, team, form_key, file: media.MediaFile) -> DraftAttachment
         raise
 
 
-def draft_of_attachment(user, team, form_key, attachment: Attachment, now) -> DraftAttachment:
+def draft_of_attachment(
+    user, team, form_key, attachment: Attachment | TemplateAttachment, now
+) -> DraftAttachment:
     """A fresh draft of ``user`` in ``team`` that names ``attachment``'s stored file instead of
     copying it: stored bytes never change, and `release_files` deletes a file only once nothing
     names it any more."""

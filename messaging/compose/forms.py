@@ -6,6 +6,8 @@ from messaging.compose.senders import sender_note, sender_refusal
 from messaging.compose.submission import ComposeInvalid, Mode, prepare
 from messaging.compose.uploads import ingest_upload
 from messaging.core.phones import format_number
+from messaging.message_templates import library as template_library
+from messaging.outbox import scheduling
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -81,6 +83,18 @@ class ComposeForm(forms.Form):
         ),
     )
 
+    # The template picked (its fields are merged per recipient), and "Send later".
+    template = forms.CharField(required=False, widget=forms.HiddenInput)
+    send_later = forms.BooleanField(label="Send later", required=False)
+    send_at = forms.CharField(
+        label="Send at",
+        required=False,
+        help_text="In your time zone.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    # The browser's time zone, set by the page's script; the team's is used without it.
+    time_zone = forms.CharField(required=False, widget=forms.HiddenInput)
+
     def __init__(self, *args, membership, numbers, form_key, **kwargs):
         super().__init__(*args, **kwargs)
         self.membership = membership
@@ -124,6 +138,15 @@ class ComposeForm(forms.Form):
         user, team = self.membership.user, self.membership.team
         self.drafts, gone = load_drafts(user, team, self.form_key, self.upload_keys())
         file_errors = gone + file_errors
+        template = self._template(cleaned.get("template"))
+        send_at, zone = None, ""
+        if cleaned.get("send_later"):
+            found = scheduling.zone_for(team, cleaned.get("time_zone"))
+            zone = found.key
+            try:
+                send_at = scheduling.local_moment(cleaned.get("send_at"), found)
+            except scheduling.ScheduleInvalid as invalid:
+                self.add_error("send_at", str(invalid))
         try:
             self.outgoing = prepare(
                 self.membership,
@@ -135,9 +158,25 @@ class ComposeForm(forms.Form):
                 mode=cleaned.get("mode") or Mode.SEPARATE,
                 fit_images=bool(cleaned.get("fit_images")),
                 file_errors=file_errors,
+                template=template,
+                send_at=send_at,
+                schedule_zone=zone,
             )
         except ComposeInvalid as invalid:
             for name, messages in invalid.errors.items():
                 for message in messages:
                     self.add_error(name, message)
         return cleaned
+
+    def _template(self, value):
+        """The picked template, if the member may still read it."""
+        value = (value or "").strip()
+        if not value:
+            return None
+        found = template_library.visible_to(self.membership).filter(
+            pk=int(value) if value.isascii() and value.isdigit() else 0
+        )
+        template = found.first()
+        if template is None:
+            self.add_error("text", "The template you picked is no longer there. Pick another.")
+        return template

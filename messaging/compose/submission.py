@@ -18,6 +18,9 @@ Plain functions, usable without a request. A submission goes through these steps
    ``ComposeInvalid`` with messages by field (``sender``, ``to``, ``text``, ``attachments``,
    ``mode``). With ``fit_images`` on, photos are reduced here to fit the size budget, each in
    a child process under the media limits (``uploads.fit_photos``).
+   With a ``template``, its merge fields are filled for each recipient (``message_templates``)
+   and a recipient it cannot be filled for is skipped when the template says so; with a
+   ``send_at`` (an aware moment in the future) the messages are created scheduled.
 6. ``submit(outgoing)``: stores new bytes, then creates the message(s), recipients and
    attachments in one transaction, consumes the drafts and enqueues after commit.
 """
@@ -54,6 +57,8 @@ from messaging.consent import checks as consent_checks
 from messaging.consent import quiet_hours, team_settings
 from messaging.contacts.book import names_for
 from messaging.core.phones import format_number
+from messaging.message_templates import library as template_library
+from messaging.message_templates.merge import TemplateError, fields_in
 from messaging.models import (
     Attachment,
     DraftAttachment,
@@ -62,10 +67,10 @@ from messaging.models import (
     Role,
     SenderNumber,
 )
-from messaging.outbox import signals, states
+from messaging.outbox import scheduling, signals, states
 from messaging.ringcentral import limits
 
-FIELDS = ("sender", "to", "mode", "text", "attachments")
+FIELDS = ("sender", "to", "mode", "text", "attachments", "send_at")
 
 
 class Mode:
@@ -144,16 +149,24 @@ class Outgoing:
     # Tags typed as recipients (`tag:patients`), expanded into these numbers: the page shows
     # them before anything is queued.
     tags: list[TagExpansion] = field(default_factory=list)
+    # A template's fields merged for each recipient (number -> text), and the recipients left
+    # out because a field had no value, with why (number, reason).
+    merged: dict[str, str] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    # A scheduled send: when (aware) and the time zone it was chosen in.
+    send_at: object = None
+    schedule_zone: str = ""
 
     def text_for(self, batch: Sequence[str]) -> str:
-        """The text of the message to `batch`: with the opt-out line when it is the first
-        message to any of them."""
+        """The text of the message to `batch`: merged for its recipient, with the opt-out line
+        when it is the first message to any of them."""
+        text = self.merged.get(batch[0], self.text) if len(batch) == 1 else self.text
         line = self.opt_out_suffix.strip()
-        if not line or self.text.rstrip().endswith(line):  # written by the sender already
-            return self.text
+        if not line or text.rstrip().endswith(line):  # written by the sender already
+            return text
         if any(number in self.first_contacts for number in batch):
-            return self.text + self.opt_out_suffix
-        return self.text
+            return text + self.opt_out_suffix
+        return text
 
 
 def budget_problems(files: Sequence[media.MediaFile], *, fit_images: bool) -> list[str]:
@@ -191,12 +204,17 @@ def prepare(
     fit_images: bool = True,
     file_errors: Sequence[str] = (),
     check_only: bool = False,
+    template=None,
+    send_at=None,
+    schedule_zone: str = "",
 ) -> Outgoing:
     """Check everything about a submission and return it ready to submit.
 
     ``files`` are new files (already ingested); ``drafts`` are stored uploads, placed before
     them. ``file_errors`` are problems found while ingesting (shown with the others).
     ``check_only`` skips the expensive part (fitting photos), for live checks while typing.
+    ``template`` (a MessageTemplate the member may read): the text's fields are merged per
+    recipient with its missing-field policy. ``send_at`` (aware): create them scheduled.
     Raises ``ComposeInvalid``; raises ``PermissionDenied`` if the member may not send.
     """
     if not membership.can(Role.SENDER):
@@ -263,6 +281,36 @@ def prepare(
             next(v.message for v in limits.check_message("", [], 1) if v.code == "empty_message")
         )
 
+    merged: dict[str, str] = {}
+    skipped: list[tuple[str, str]] = []
+    numbers = recipients.numbers
+    if template is not None and not errors["text"]:
+        errors["text"] += _merge_problems(team, text, group=group and len(numbers) > 1)
+        if not errors["text"] and not errors["to"] and fields_in(text):
+            for item in template_library.merge_for(
+                team, text, numbers, policy=template.missing_policy, fallback=template.fallback
+            ):
+                if item.skipped_because:
+                    skipped.append((item.number, item.skipped_because))
+                else:
+                    merged[item.number] = item.text
+                    errors["text"] += [
+                        f"{format_number(item.number)}: {p}" for p in text_problems(item.text)
+                    ]
+            numbers = [n for n in numbers if n not in dict(skipped)]
+            if not numbers:
+                errors["to"].append(
+                    "Every recipient would be skipped: "
+                    + "; ".join(f"{format_number(n)} — {why}" for n, why in skipped)
+                    + ". Fill in their contacts, or give the template a fallback."
+                )
+
+    if send_at is not None:
+        try:
+            scheduling.check_future(send_at, scheduling.zone_for(team, schedule_zone))
+        except scheduling.ScheduleInvalid as invalid:
+            errors["send_at"].append(str(invalid))
+
     errors["attachments"] += list(file_errors)
     errors["attachments"] += budget_problems(all_files, fit_images=fit_images)
 
@@ -276,16 +324,38 @@ def prepare(
     return Outgoing(
         membership=membership,
         sender=number,
-        recipients=recipients.numbers,
+        recipients=numbers,
         text=text,
         files=all_files,
-        group=group and len(recipients.numbers) > 1,
+        group=group and len(numbers) > 1,
         drafts=list(drafts),
         duplicates=recipients.duplicates,
         opt_out_suffix=suffix,
         first_contacts=first,
         tags=expanded.tags,
+        merged=merged,
+        skipped=skipped,
+        send_at=send_at,
+        schedule_zone=scheduling.zone_for(team, schedule_zone).key if send_at else "",
     )
+
+
+def _merge_problems(team, text: str, *, group: bool) -> list[str]:
+    """Why a template's text cannot be merged: a malformed or unknown field, or fields in one
+    group message (which has a single text for everyone)."""
+    try:
+        fields = fields_in(text)
+        unknown = template_library.unknown_field_message(team, text)
+    except TemplateError as error:
+        return [str(error)]
+    if unknown:
+        return [unknown]
+    if fields and group:
+        return [
+            "A group message has one text for everyone, so its merge fields cannot be filled "
+            "in. Send a separate message to each recipient, or remove the fields."
+        ]
+    return []
 
 
 def submit(outgoing: Outgoing, *, origin: str = "") -> list[OutboundMessage]:
@@ -337,7 +407,12 @@ def submit(outgoing: Outgoing, *, origin: str = "") -> list[OutboundMessage]:
             DraftAttachment.objects.filter(pk__in=[d.pk for d in outgoing.drafts]).delete()
             release_after_commit(released)
             signals.messages_created.send(sender=OutboundMessage, messages=created)
-            states.enqueue([message.pk for message in created])
+            if outgoing.send_at is not None:
+                states.schedule(
+                    [message.pk for message in created], outgoing.send_at, outgoing.schedule_zone
+                )
+            else:
+                states.enqueue([message.pk for message in created])
     except BaseException:
         for name in new_names:
             delete_stored(name)
@@ -364,9 +439,14 @@ def send(
     paths: Sequence[str | os.PathLike] = (),
     mode: str = Mode.SEPARATE,
     fit_images: bool = True,
+    send_at=None,
+    schedule_zone: str = "",
+    template=None,
 ) -> list[OutboundMessage]:
-    """Everything for a caller without a form (the command line): ingest files from paths,
-    check, create and enqueue. Raises ComposeInvalid with messages by field."""
+    """Everything for a caller without a form (the command line, the REST API): ingest files
+    from paths, check, create and enqueue — or schedule, with ``send_at`` (an aware moment in
+    the future, refused under ``send_at`` otherwise). Raises ComposeInvalid with messages by
+    field."""
     files, problems = [], []
     for path in paths:
         try:
@@ -382,6 +462,9 @@ def send(
         mode=mode,
         fit_images=fit_images,
         file_errors=problems,
+        send_at=send_at,
+        schedule_zone=schedule_zone,
+        template=template,
     )
     return submit(outgoing)
 
@@ -403,9 +486,22 @@ def summary(outgoing: Outgoing, created: Sequence[OutboundMessage]) -> str:
         if outgoing.duplicates
         else ""
     )
+    skipped = ""
+    if outgoing.skipped:
+        skipped = (
+            f" Skipped {len(outgoing.skipped)}: "
+            + "; ".join(f"{format_number(n)} ({why})" for n, why in outgoing.skipped)
+            + "."
+        )
+    if outgoing.send_at is not None:
+        when = scheduling.describe(outgoing.send_at, outgoing.schedule_zone)
+        return (
+            f"Scheduled for {when}: {what}{with_files}{merged}. Until then you can change or "
+            f"cancel {'it' if len(created) == 1 else 'them'} in the Scheduled folder.{skipped}"
+        )
     return (
         f"Queued: {what}{with_files}{merged} — not sent yet. The outbox shows when "
-        f"{'it is' if len(created) == 1 else 'they are'} sent and delivered."
+        f"{'it is' if len(created) == 1 else 'they are'} sent and delivered.{skipped}"
     )
 
 

@@ -5,6 +5,8 @@
     POST     /messages/compose/upload/<key>/delete/   remove a draft (JSON)
     POST     /messages/compose/check/            the server's verdict on the fields (JSON)
     GET      /messages/compose/upload/<key>/thumbnail/   a draft's preview (its uploader only)
+    POST     /templates/<id>/files/              add files to a template (who may edit it)
+    POST     /templates/<id>/files/<file>/delete/   remove one
 
 Senders and above only (viewers get 403); everything is looked up inside the current team.
 Checking lives in messaging/compose/submission.py, so the page, the live checks and the command
@@ -47,6 +49,8 @@ from messaging.compose.drafts import (
     waiting_uploads,
 )
 from messaging.compose.forms import ComposeForm
+from messaging.compose.picker import add_files as add_template_files
+from messaging.compose.picker import pick
 from messaging.compose.recipients import expand_tags, known_problems, parse_recipients
 from messaging.compose.senders import last_used, sender_numbers, sender_refusal
 from messaging.compose.submission import (
@@ -66,6 +70,7 @@ from messaging.core.addresses import origin_of
 from messaging.core.files import serve_stored
 from messaging.core.phones import format_number
 from messaging.links.connections import brought_into
+from messaging.message_templates import library as template_library
 from messaging.models import DraftAttachment, OutboundMessage, RingCentralConnection, Role
 from messaging.ringcentral import limits
 from messaging.teams.permissions import get_rw_team_for_user, get_team_for_user
@@ -188,7 +193,18 @@ def _meter(drafts) -> dict:
     }
 
 
-def _render(request, membership, form, *, drafts=(), status=200, page_error="", expanded=()):
+def _render(
+    request,
+    membership,
+    form,
+    *,
+    drafts=(),
+    status=200,
+    page_error="",
+    expanded=(),
+    picked=None,
+    picked_name="",
+):
     drafts = list(drafts)
     form_query = f"?form={form.form_key}"
     return render(
@@ -206,6 +222,9 @@ def _render(request, membership, form, *, drafts=(), status=200, page_error="", 
             "limits_summary": limits.supported_summary(),
             "page_error": page_error,
             "expanded": list(expanded),
+            "templates": list(template_library.visible_to(membership)),
+            "picked": picked,
+            "picked_name": picked_name,
             "contact_search_url": reverse("contact_search"),
             "default_region": settings.PHONE_DEFAULT_REGION,
             "compose_config": {
@@ -278,6 +297,8 @@ def _compose(request, membership):
     problem = _parse_body(request)
     if problem:
         return _refused(request, membership, problem, 400)
+    if "use_template" in request.POST:
+        return _use_template(request, membership, numbers)
     form = ComposeForm(
         request.POST,
         request.FILES,
@@ -290,7 +311,7 @@ def _compose(request, membership):
     if form.is_valid() and form.outgoing is not None:
         created = submit(form.outgoing, origin=origin_of(request))
         messages.success(request, summary(form.outgoing, created))
-        quiet = quiet_hours_warning(form.outgoing)
+        quiet = "" if form.outgoing.send_at else quiet_hours_warning(form.outgoing)
         if quiet:
             messages.warning(request, quiet)
         report = fit_report(form.outgoing)
@@ -303,6 +324,34 @@ def _compose(request, membership):
         return HttpResponseRedirect(_outbox_url(created))
     kept = _keep_as_drafts(membership, form, form.ingested)
     return _render(request, membership, form, drafts=list(form.drafts) + kept, status=400)
+
+
+def _use_template(request, membership, numbers):
+    """ "Use template": the page again with the template's text (merged with the one recipient
+    when that is a contact) and its files added to those already attached."""
+    data = request.POST
+    form_key = _form_key(request)
+    template = template_library.readable(membership, data.get("pick_template", ""))
+    recipients = parse_recipients(expand_tags(membership.team_id, data.get("to", "")).raw).numbers
+    drafts, _ = load_drafts(membership.user, membership.team, form_key, data.getlist("uploads"))
+    picked = pick(membership, template, form_key, recipients)
+    initial = {name: data.get(name, "") for name in ("sender", "to", "mode", "send_at")}
+    initial.update(
+        text=picked.text,
+        template=str(template.pk),
+        fit_images=data.get("fit_images") == "on",
+        send_later=data.get("send_later") == "on",
+        time_zone=data.get("time_zone", ""),
+    )
+    form = ComposeForm(initial=initial, membership=membership, numbers=numbers, form_key=form_key)
+    return _render(
+        request,
+        membership,
+        form,
+        drafts=list(drafts) + picked.drafts,
+        picked=picked,
+        picked_name=template.name,
+    )
 
 
 def _show_expanded(request, membership, form, numbers):
@@ -537,3 +586,59 @@ def draft_thumbnail(request, key):
     return serve_stored(
         draft.thumbnail.name, "image/jpeg", f"preview of {draft.original_name}.jpg", inline=True
     )
+
+
+# --- A template's files (compose stores files; messaging/compose/picker.py) ---------------------
+
+
+def _template_for_files(request, pk):
+    membership = get_team_for_user(request)
+    template = template_library.readable(membership, pk)
+    if not template_library.may_edit(membership, template):
+        raise PermissionDenied("Only whoever may edit the template changes its files.")
+    return template
+
+
+@csrf_exempt  # checked by csrf_protect in _template_files, after the size check (see above)
+@login_required
+@require_POST
+def template_files(request, pk):
+    template = _template_for_files(request, pk)
+    size = _content_length(request)
+    if size > settings.COMPOSE_MAX_REQUEST_BYTES:
+        messages.error(request, _too_large_message(size, settings.COMPOSE_MAX_REQUEST_BYTES))
+        response = HttpResponseRedirect(reverse("template_edit", args=[template.pk]))
+        # The unread body would otherwise be parsed as the next request on this connection.
+        response["Connection"] = "close"
+        return response
+    return _template_files(request, template)
+
+
+@csrf_protect
+def _template_files(request, template):
+    problem = _parse_body(request)
+    if problem:
+        messages.error(request, problem)
+        return HttpResponseRedirect(reverse("template_edit", args=[template.pk]))
+    uploads = request.FILES.getlist("attachments")
+    if not uploads:
+        messages.error(request, "Choose the files to add.")
+        return HttpResponseRedirect(reverse("template_edit", args=[template.pk]))
+    problems = add_template_files(template, uploads)
+    for problem in problems:
+        messages.error(request, problem)
+    added = len(uploads) - len(problems)
+    if added > 0:
+        messages.success(request, f"{added} file{'s' if added != 1 else ''} added.")
+    return HttpResponseRedirect(reverse("template_edit", args=[template.pk]))
+
+
+@login_required
+@require_POST
+def template_file_delete(request, pk, file_pk):
+    template = _template_for_files(request, pk)
+    row = get_object_or_404(template.attachments, pk=file_pk)
+    name = row.original_name
+    row.delete()  # the stored bytes are released after commit (messaging/apps.py)
+    messages.success(request, f"“{name}” removed from the template.")
+    return HttpResponseRedirect(reverse("template_edit", args=[template.pk]))

@@ -54,13 +54,19 @@ def send_reply(
     uploads: Sequence = (),
     fit_images: bool = True,
     origin: str = "",
+    drafts: Sequence = (),
+    file_errors: Sequence[str] = (),
+    template=None,
+    send_at=None,
+    schedule_zone: str = "",
 ) -> list[OutboundMessage]:
-    """Check and send a reply; raises `submission.ComposeInvalid` with messages by field
-    (PermissionDenied for a viewer)."""
+    """Check and send a reply — or schedule it, with `send_at`; raises
+    `submission.ComposeInvalid` with messages by field (PermissionDenied for a viewer).
+    `drafts`: files a picked template attached (compose's drafts of the reply box)."""
     number = reply_number(membership, conversation)
     if number is None and membership.can(Role.SENDER):
         raise submission.ComposeInvalid({"sender": [why_no_reply(membership, conversation)]})
-    files, problems = [], []
+    files, problems = [], list(file_errors)
     for uploaded in uploads:
         try:
             files.append(ingest_upload(uploaded))
@@ -72,8 +78,12 @@ def send_reply(
         to=",".join(conversation.contact_numbers),
         text=text,
         files=files,
+        drafts=drafts,
         mode=submission.Mode.GROUP if conversation.is_group else submission.Mode.SEPARATE,
         fit_images=fit_images,
         file_errors=problems,
+        template=template,
+        send_at=send_at,
+        schedule_zone=schedule_zone,
     )
     return submission.submit(outgoing, origin=origin)

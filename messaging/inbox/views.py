@@ -26,6 +26,8 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from messaging.compose import media
+from messaging.compose.drafts import load_drafts, new_form_key, parse_form_key
+from messaging.compose.picker import pick
 from messaging.compose.submission import ComposeInvalid
 from messaging.consent import quiet_hours
 from messaging.contacts.book import contacts_for, names_for
@@ -34,6 +36,7 @@ from messaging.core.files import serve_stored
 from messaging.core.phones import format_number
 from messaging.core.times import ago
 from messaging.inbox import actions, listing, reply
+from messaging.message_templates import library as template_library
 from messaging.models import (
     Conversation,
     ConversationNote,
@@ -44,6 +47,7 @@ from messaging.models import (
     OutboundMessage,
     Role,
 )
+from messaging.outbox import scheduling
 from messaging.outbox.folders import badge_class
 from messaging.ringcentral import limits
 from messaging.teams import actions as team_actions
@@ -235,7 +239,10 @@ def _thread_context(membership, conversation: Conversation, *, reply_form=None) 
         "members": Membership.objects.filter(team=membership.team)
         .select_related("user")
         .order_by("user__email"),
-        "reply": reply_form or {"text": "", "errors": {}},
+        "reply": reply_form or {"text": "", "errors": {}, "form_key": new_form_key()},
+        "templates": list(template_library.visible_to(membership))
+        if membership.can(Role.SENDER)
+        else [],
         "version": _thread_version(conversation),
         "accept": media.ACCEPT,
     }
@@ -346,8 +353,35 @@ def _reply(request, pk):
     membership, conversation = _conversation_for_acting(request, pk)
     if not membership.can(Role.SENDER):
         raise PermissionDenied("Replying needs the sender role.")
-    text = request.POST.get("text", "")
+    data = request.POST
+    text = data.get("text", "")
+    form_key = parse_form_key(data.get("form_key")) or new_form_key()
+    drafts, gone = load_drafts(membership.user, membership.team, form_key, data.getlist("uploads"))
+    form = {
+        "text": text,
+        "errors": {},
+        "form_key": form_key,
+        "drafts": drafts,
+        "send_later": data.get("send_later") == "on",
+        "send_at": data.get("send_at", ""),
+        "template": data.get("template", ""),
+    }
+    if "use_template" in data:
+        return _reply_with_template(request, membership, conversation, form)
+    template = None
+    if form["template"].isascii() and form["template"].isdigit():
+        template = template_library.visible_to(membership).filter(pk=int(form["template"])).first()
+    send_at, zone = None, ""
+    if form["send_later"]:
+        found = scheduling.zone_for(membership.team, data.get("time_zone"))
+        zone = found.key
+        try:
+            send_at = scheduling.local_moment(data.get("send_at"), found)
+        except scheduling.ScheduleInvalid as invalid:
+            form["errors"] = {"send_at": [str(invalid)]}
     try:
+        if form["errors"]:
+            raise ComposeInvalid(form["errors"])
         created = reply.send_reply(
             membership,
             conversation,
@@ -355,25 +389,54 @@ def _reply(request, pk):
             uploads=request.FILES.getlist("attachments"),
             fit_images=True,
             origin=origin_of(request),
+            drafts=drafts,
+            file_errors=gone,
+            template=template,
+            send_at=send_at,
+            schedule_zone=zone,
         )
     except ComposeInvalid as invalid:
-        form = {"text": text, "errors": invalid.errors}
+        form["errors"] = invalid.errors
         return render(
             request,
             "inbox/thread.html",
             _thread_context(membership, conversation, reply_form=form),
             status=400,
         )
-    messages.success(
-        request,
-        "Reply queued. It shows “Sent” once RingCentral accepts it and “Delivered” once the "
-        "carrier confirms.",
-    )
-    quiet = quiet_hours.warning(membership.team, conversation.contact_numbers)
-    if quiet:
-        messages.warning(request, quiet)
+    if send_at is not None:
+        messages.success(
+            request,
+            f"Reply scheduled for {scheduling.describe(send_at, zone)}. Until then you can change "
+            "or cancel it in the outbox's Scheduled folder.",
+        )
+    else:
+        messages.success(
+            request,
+            "Reply queued. It shows “Sent” once RingCentral accepts it and “Delivered” once the "
+            "carrier confirms.",
+        )
+        quiet = quiet_hours.warning(membership.team, conversation.contact_numbers)
+        if quiet:
+            messages.warning(request, quiet)
     return _back(
         conversation.pk, f"#message-{created[0].conversation_message.pk}" if created else ""
+    )
+
+
+def _reply_with_template(request, membership, conversation, form):
+    """ "Use template" in the reply box: the thread again with the template's text merged with
+    the conversation's contact and its files attached."""
+    template = template_library.readable(membership, request.POST.get("pick_template", ""))
+    picked = pick(membership, template, form["form_key"], conversation.contact_numbers)
+    form.update(
+        text=picked.text,
+        template=str(template.pk),
+        drafts=list(form["drafts"]) + picked.drafts,
+        picked=picked,
+        picked_name=template.name,
+    )
+    return render(
+        request, "inbox/thread.html", _thread_context(membership, conversation, reply_form=form)
     )
 
 

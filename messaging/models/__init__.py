@@ -11,6 +11,7 @@ consent     ConsentRecord (one contact number towards one sender scope) and its
 contacts    Contact, its ContactNumbers and Tags; ImportJob and its ImportProblems
 inbox       Conversation, ConversationMessage (both directions), InboxFile, ConversationNote,
             ConversationRead, InboxSync, Notification
+templates   MessageTemplate (personal or team, with its MissingPolicy) and TemplateAttachments
 tracking    TrackingPace and WebhookSubscription (delivery reports)
 ratelimit   RateLimitBucket and RateLimitGrant (the database rate limiter's state)
 """
@@ -55,6 +56,7 @@ from .outbox import (
 )
 from .ratelimit import RateLimitBucket, RateLimitGrant
 from .teams import InboxEmails, Invitation, Membership, Role, Team
+from .templates import MessageTemplate, MissingPolicy, TemplateAttachment
 from .tracking import TrackingPace, WebhookStatus, WebhookSubscription
 
 __all__ = [
@@ -92,6 +94,8 @@ __all__ = [
     "Membership",
     "MessageEvent",
     "MessageStatus",
+    "MessageTemplate",
+    "MissingPolicy",
     "OutboundMessage",
     "RateLimitBucket",
     "RateLimitGrant",
@@ -104,6 +108,7 @@ __all__ = [
     "Tag",
     "Team",
     "TeamMessagingSettings",
+    "TemplateAttachment",
     "TrackingPace",
     "WebhookStatus",
     "WebhookSubscription",

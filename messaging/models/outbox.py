@@ -21,7 +21,14 @@ class MessageStatus(models.TextChoices):
       │                  ├─ permanent error ──> failed (reason + fix shown)
       │                  └─ outcome unknown ──> unknown ──reconcile──> sent | queued
       └──user──> canceled (only before a worker claims it)
+
+    scheduled ──its time (release_scheduled)──> queued      (quiet hours: its release moves on)
+      │    └──time passed > SCHEDULE_MAX_LATENESS ago──> held ──"Send now"──> queued
+      └──user (edit: stays scheduled; cancel)──> canceled <──user── held
     """
+
+    SCHEDULED = "scheduled", "Scheduled"
+    HELD = "held", "Held (too late)"
 
     QUEUED = "queued", "Queued"
     SENDING = "sending", "Sending"
@@ -114,6 +121,11 @@ class OutboundMessage(models.Model):
     next_check_at = models.DateTimeField(null=True, blank=True)
     checks = models.PositiveIntegerField(default=0)
     last_checked_at = models.DateTimeField(null=True, blank=True)
+    # A scheduled send: the moment the person chose (UTC) and the time zone they chose it in,
+    # for showing it back. While scheduled, `next_attempt_at` is when it is released (later
+    # than `scheduled_for` when quiet hours make it wait).
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    scheduled_zone = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -141,6 +153,11 @@ class OutboundMessage(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=MessageStatus.values), name="message_status_is_known"
             ),
+            models.CheckConstraint(
+                condition=~Q(status=MessageStatus.SCHEDULED)
+                | (Q(scheduled_for__isnull=False) & Q(next_attempt_at__isnull=False)),
+                name="scheduled_message_has_times",
+            ),
         ]
         indexes = [
             # "Due to send": the dispatcher's query.
@@ -148,6 +165,12 @@ class OutboundMessage(models.Model):
                 fields=["next_attempt_at"],
                 condition=Q(status__in=CLAIMABLE_STATUSES),
                 name="msg_due_to_send",
+            ),
+            # "Due to release": scheduled messages whose time has come.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status=MessageStatus.SCHEDULED),
+                name="msg_due_to_release",
             ),
             # Leases to sweep and unknown outcomes to reconcile.
             models.Index(

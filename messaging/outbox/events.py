@@ -26,6 +26,9 @@ class EventKind:
     RECONCILED = "reconciled"
     CANCELED = "canceled"
     REQUEUED = "requeued"
+    SCHEDULED = "scheduled"
+    RELEASED = "released"
+    HELD = "held"
     RECIPIENT_STATUS = "recipient_status"
     NOTE = "note"
 

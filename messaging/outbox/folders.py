@@ -6,13 +6,14 @@ module, so a message is in the same folder, and found by the same search, everyw
 
 Folders (a message is in every folder whose rule it meets; only "needs attention" overlaps):
 
+    scheduled        scheduled (waiting for its time), held (its time passed long ago)
     queued           queued, retry_wait
     sending          sending
     sent             sent (accepted by RingCentral, no delivery report yet)
     delivered        delivered
     failed           failed, sending_failed, delivery_failed
-    needs attention  unknown, no_receipt, and any message still on its way (queued, retry_wait,
-                     sending, sent) whose RingCentral connection can no longer be used
+    needs attention  unknown, no_receipt, held, and any message still on its way (queued,
+                     retry_wait, sending, sent) whose RingCentral connection can no longer be used
                      (broken or disconnected): nothing moves it forward until someone acts.
     canceled         canceled
     all              every message
@@ -62,6 +63,7 @@ class Folder:
 
 
 FOLDERS: tuple[Folder, ...] = (
+    Folder("scheduled", "Scheduled", (MessageStatus.SCHEDULED, MessageStatus.HELD)),
     Folder("queued", "Queued", (MessageStatus.QUEUED, MessageStatus.RETRY_WAIT)),
     Folder("sending", "Sending", (MessageStatus.SENDING,)),
     Folder("sent", "Sent", (MessageStatus.SENT,)),
@@ -74,7 +76,7 @@ FOLDERS: tuple[Folder, ...] = (
     Folder(
         "attention",
         "Needs attention",
-        (MessageStatus.UNKNOWN, MessageStatus.NO_RECEIPT),
+        (MessageStatus.UNKNOWN, MessageStatus.NO_RECEIPT, MessageStatus.HELD),
         includes_stalled=True,
     ),
     Folder("canceled", "Canceled", (MessageStatus.CANCELED,)),
@@ -202,6 +204,7 @@ _TONE = {
     MessageStatus.SENDING_FAILED: "bad",
     MessageStatus.DELIVERY_FAILED: "bad",
     MessageStatus.CANCELED: "",
+    MessageStatus.HELD: "warn",
     RecipientStatus.QUEUED: "",
     RecipientStatus.OPTED_OUT: "bad",
 }
@@ -241,6 +244,10 @@ MEANING = {
     MessageStatus.UNKNOWN: "The connection to RingCentral dropped while sending. We are checking "
     "with RingCentral whether it arrived before doing anything else; it will not be sent twice.",
     MessageStatus.CANCELED: "Canceled before it was sent. Nothing went out.",
+    MessageStatus.SCHEDULED: "Waiting for the time it was scheduled for; it can still be "
+    "changed or canceled. During the team's quiet hours it waits until they end.",
+    MessageStatus.HELD: "Held: its scheduled time passed long ago while the portal was not "
+    "sending, so it was not sent late on its own. Send it now, or cancel it.",
 }
 
 DEFAULT_FIX = {

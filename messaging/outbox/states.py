@@ -18,6 +18,12 @@ Sending a message, step by step (messaging/sending/attempt.py drives it):
    message store; found -> sent, still missing after a grace period -> queued again.
 5. `sweep_stuck` turns leases that outlived any possible request (a killed worker) into unknown.
 
+Scheduled sends (section 6): `schedule` parks a just-created message as `scheduled`;
+`release_due` (beat, every 15 s) moves each due one to queued — or moves its release to the
+end of the team's quiet hours, or holds it when its time passed more than
+`SCHEDULE_MAX_LATENESS` ago (the portal was down); `reschedule`, `send_now` and `cancel` are a
+person's changes until it is released.
+
 Before the request, the send asks `refuse_opted_out`: a message whose recipient opted out
 after it was queued is failed ("Not sent: opted out" on that recipient) and never posted.
 """
@@ -37,7 +43,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from messaging.consent import checks as consent_checks
-from messaging.consent import ledger
+from messaging.consent import ledger, quiet_hours
 from messaging.models import (
     CLAIMABLE_STATUSES,
     AttemptOutcome,
@@ -50,7 +56,7 @@ from messaging.models import (
     RingCentralConnection,
     SendAttempt,
 )
-from messaging.outbox import delivery_errors, handoff, notifications, rows
+from messaging.outbox import delivery_errors, handoff, notifications, rows, scheduling
 from messaging.outbox.events import EventKind, record_event
 from messaging.outbox.send_sql import ATTEMPT_RESULT as _ATTEMPT_RESULT
 from messaging.outbox.send_sql import statements as _sql
@@ -713,7 +719,7 @@ def cancel(message: OutboundMessage) -> bool:
     with transaction.atomic():
         won = _set(
             message.pk,
-            CLAIMABLE_STATUSES,
+            [*CLAIMABLE_STATUSES, *WAITING_FOR_TIME],
             status=MessageStatus.CANCELED,
             final_at=now,
             next_attempt_at=None,
@@ -745,6 +751,138 @@ def requeue(message: OutboundMessage) -> bool:
             record_event(message.pk, EventKind.REQUEUED, "Queued again to retry.")
             enqueue([message.pk])
     return won
+
+
+# 6. Scheduled sends ----------------------------------------------------------------------------
+
+# A person may still change these: nothing has been handed to a worker.
+WAITING_FOR_TIME = (MessageStatus.SCHEDULED, MessageStatus.HELD)
+
+
+def max_lateness() -> timedelta:
+    return timedelta(seconds=settings.SCHEDULE_MAX_LATENESS)
+
+
+def schedule(message_ids, at: datetime, zone_name: str = "") -> int:
+    """Park messages just created (queued, not yet handed off) until `at`; call it inside the
+    creating transaction instead of `enqueue`."""
+    ids = list(message_ids)
+    moved = OutboundMessage.objects.filter(pk__in=ids, status=MessageStatus.QUEUED).update(
+        status=MessageStatus.SCHEDULED,
+        scheduled_for=at,
+        scheduled_zone=zone_name[:64],
+        next_attempt_at=at,
+        updated_at=timezone.now(),
+    )
+    when = scheduling.describe(at, zone_name)
+    for message_id in ids:
+        record_event(message_id, EventKind.SCHEDULED, f"Scheduled for {when}.")
+    return moved
+
+
+def reschedule(
+    message: OutboundMessage, *, at: datetime, zone_name: str = "", text: str | None = None
+) -> bool:
+    """A new time (and text) for a message that has not been released; a held one is
+    scheduled again."""
+    fields = {
+        "status": MessageStatus.SCHEDULED,
+        "scheduled_for": at,
+        "scheduled_zone": zone_name[:64],
+        "next_attempt_at": at,
+    }
+    if text is not None:
+        fields["text"] = text
+    with transaction.atomic():
+        won = _set(message.pk, WAITING_FOR_TIME, **fields)
+        if won:
+            changed = " and its text changed" if text is not None and text != message.text else ""
+            record_event(
+                message.pk,
+                EventKind.SCHEDULED,
+                f"Rescheduled for {scheduling.describe(at, zone_name)}{changed}.",
+            )
+    return won
+
+
+def send_now(message: OutboundMessage) -> bool:
+    """A scheduled or held message goes to the queue at once, by a person's decision."""
+    with transaction.atomic():
+        won = _set(message.pk, WAITING_FOR_TIME, status=MessageStatus.QUEUED, next_attempt_at=None)
+        if won:
+            record_event(message.pk, EventKind.RELEASED, "Sent now, before its scheduled time.")
+            enqueue([message.pk])
+    return won
+
+
+@dataclass
+class Released:
+    queued: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)
+    waiting: list[int] = field(default_factory=list)  # quiet hours
+
+
+def release_due(limit: int = 500) -> Released:
+    """Scheduled messages whose time has come: to the queue; to the end of the team's quiet
+    hours when it is quiet for any recipient; held when the time is more than
+    `SCHEDULE_MAX_LATENESS` gone (the portal was not running then)."""
+    now = timezone.now()
+    result = Released()
+    due = list(
+        OutboundMessage.objects.filter(status=MessageStatus.SCHEDULED, next_attempt_at__lte=now)
+        .select_related("team")
+        .prefetch_related("recipients")
+        .order_by("next_attempt_at", "id")[:limit]
+    )
+    for message in due:
+        late = now - message.next_attempt_at
+        if late > max_lateness():
+            _hold(message, now, late)
+            result.held.append(message.pk)
+            continue
+        numbers = [r.phone_number for r in message.recipients.all()]
+        allowed = max(
+            (quiet_hours.next_allowed(message.team, n, now) for n in numbers), default=now
+        )
+        if allowed > now:
+            _wait_for_quiet_hours(message, allowed)
+            result.waiting.append(message.pk)
+            continue
+        with transaction.atomic():
+            if _set(
+                message.pk,
+                [MessageStatus.SCHEDULED],
+                status=MessageStatus.QUEUED,
+                next_attempt_at=None,
+            ):
+                record_event(message.pk, EventKind.RELEASED, "Its time came: queued to send.")
+                enqueue([message.pk])
+                result.queued.append(message.pk)
+    return result
+
+
+def _hold(message: OutboundMessage, now: datetime, late: timedelta) -> None:
+    hours = late.total_seconds() / 3600
+    due = scheduling.describe(message.next_attempt_at, message.scheduled_zone)
+    with transaction.atomic():
+        if _set(message.pk, [MessageStatus.SCHEDULED], status=MessageStatus.HELD):
+            record_event(
+                message.pk,
+                EventKind.HELD,
+                f"Held: it was due at {due}, {hours:.1f} hours ago, while the portal was not "
+                "sending. Sending it this late may no longer make sense: send it now or cancel it.",
+            )
+
+
+def _wait_for_quiet_hours(message: OutboundMessage, allowed: datetime) -> None:
+    with transaction.atomic():
+        if _set(message.pk, [MessageStatus.SCHEDULED], next_attempt_at=allowed):
+            record_event(
+                message.pk,
+                EventKind.SCHEDULED,
+                "Waiting for the team's quiet hours to end: it goes at "
+                f"{scheduling.describe(allowed, message.scheduled_zone)}.",
+            )
 
 
 # Hooks -----------------------------------------------------------------------------------------

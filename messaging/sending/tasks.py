@@ -5,6 +5,9 @@
     dispatch_due()       beat, every 5 s: due messages to send_message (lost broker messages,
                          retries and deferrals beyond a countdown, messages queued while the
                          broker was down)
+    release_scheduled()  beat, every 15 s: scheduled messages whose time came -> queued (or
+                         waiting out quiet hours, or held when far too late): see
+                         messaging/outbox/states.py, section 6
     sweep_stuck()        beat, every minute: sends whose lease ran out (a killed worker) -> unknown
     reconcile_unknown()  beat, every 30 s: unknown outcomes settled from RingCentral's store
                          (messaging/sending/reconcile.py)
@@ -82,3 +85,14 @@ def sweep_stuck() -> int:
 def reconcile_unknown() -> dict[str, int]:
     """Settle unknown outcomes from RingCentral's message store (see reconcile.reconcile_all)."""
     return reconcile.reconcile_all()
+
+
+@shared_task(ignore_result=True, name="messaging.tasks.release_scheduled")
+def release_scheduled() -> dict[str, int]:
+    """Release scheduled messages whose time has come (see states.release_due)."""
+    released = states.release_due()
+    return {
+        "queued": len(released.queued),
+        "held": len(released.held),
+        "waiting": len(released.waiting),
+    }

@@ -620,6 +620,8 @@
   }
 
   form.addEventListener("submit", function (event) {
+    // "Use template" asks the server to fill the form; nothing is queued.
+    if (event.submitter && event.submitter.name === "use_template") return;
     ["sender", "to", "mode", "text", "attachments"].forEach(function (f) { touched[f] = true; });
     var uploading = items.some(function (item) { return item.state === "uploading"; });
     var local = localErrors();

@@ -293,10 +293,13 @@ def test_pages_for_visitors_pass_the_checks(page):
 
 
 def test_pages_for_members_pass_the_checks(page, sign_in, alice, team, office):
-    from messaging.models import Contact, ContactNumber
+    from messaging.models import Contact, ContactNumber, MessageStatus, MessageTemplate
+    from tests.factories import message_in
 
     contact = Contact.objects.create(team=team, name="Ann Lee", custom_fields={"Plan": "gold"})
     ContactNumber.objects.create(contact=contact, team=team, number="+16505550111")
+    template = MessageTemplate.objects.create(team=team, name="Reminder", text="Hi {first_name}")
+    scheduled = message_in(office["failed"].sender_number, alice, MessageStatus.SCHEDULED)
     sign_in(page, alice, team)
     for path in (
         "/dashboard/",
@@ -312,6 +315,10 @@ def test_pages_for_members_pass_the_checks(page, sign_in, alice, team, office):
         "/contacts/new/",
         f"/contacts/{contact.pk}/",
         "/contacts/import/",
+        "/templates/",
+        "/templates/new/",
+        f"/templates/{template.pk}/",
+        f"/messages/{scheduled.pk}/",
     ):
         check(page, path)
 

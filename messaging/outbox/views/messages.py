@@ -40,7 +40,7 @@ from messaging.models import (
     Role,
     SendAttempt,
 )
-from messaging.outbox import states
+from messaging.outbox import scheduling, states
 from messaging.outbox.folders import (
     ALL,
     DEFAULT_FIX,
@@ -67,6 +67,7 @@ from messaging.outbox.paging import (
     keyset_page,
     newer_than,
 )
+from messaging.ringcentral import limits
 from messaging.teams import actions
 from messaging.teams.permissions import get_rw_team_for_user, get_team_for_user
 
@@ -166,6 +167,9 @@ def _rows(messages, stalled_ids) -> list[dict]:
             "final": "true" if m.is_final else "false",
             "stalled": m.connection_id in stalled and m.status in ON_THE_WAY_STATUSES,
             "created": timezone.localtime(m.created_at),
+            "scheduled": scheduling.describe(m.scheduled_for, m.scheduled_zone)
+            if m.status in states.WAITING_FOR_TIME
+            else "",
         }
         for m in messages
     ]
@@ -510,7 +514,15 @@ def _detail_context(membership, pk) -> dict:
         "attachments": list(message.attachments.all()),
         "timeline": _timeline(message),
         "can_act": can_act,
-        "can_cancel": can_act and message.status in CLAIMABLE_STATUSES,
+        "can_cancel": can_act and message.status in (*CLAIMABLE_STATUSES, *states.WAITING_FOR_TIME),
+        "waiting_for_time": message.status in states.WAITING_FOR_TIME,
+        "can_reschedule": can_act and message.status in states.WAITING_FOR_TIME,
+        "scheduled_for": scheduling.describe(message.scheduled_for, message.scheduled_zone),
+        "released_at": scheduling.describe(message.next_attempt_at, message.scheduled_zone)
+        if message.status == MessageStatus.SCHEDULED
+        and message.next_attempt_at != message.scheduled_for
+        else "",
+        "schedule_input": scheduling.input_value(message.scheduled_for, message.scheduled_zone),
         "can_retry": can_act and message.status == MessageStatus.FAILED,
         "again_url": f"{compose_url}?{urlencode({'again': message.pk})}"
         if can_act and compose_url
@@ -567,5 +579,53 @@ def message_retry(request, pk):
             request,
             f"Only messages RingCentral refused (failed) can be retried; this one is {label}. "
             "To send the same text again, use “Send again”.",
+        )
+    return redirect("message_detail", pk=message.pk)
+
+
+@login_required
+@require_POST
+def message_send_now(request, pk):
+    """A scheduled or held message goes to the queue at once (states.send_now)."""
+    message = _message_for_action(request, pk)
+    if states.send_now(message):
+        messages.success(request, "Queued. It will be sent in a moment.")
+    else:
+        label = _status_now(message).label.lower()
+        messages.error(
+            request, f"Only scheduled or held messages can be sent now; this one is {label}."
+        )
+    return redirect("message_detail", pk=message.pk)
+
+
+@login_required
+@require_POST
+def message_reschedule(request, pk):
+    """A new time, and text, for a message that has not been released (states.reschedule)."""
+    message = _message_for_action(request, pk)
+    zone = scheduling.zone_for(message.team, request.POST.get("time_zone"))
+    try:
+        at = scheduling.local_moment(request.POST.get("send_at"), zone)
+    except scheduling.ScheduleInvalid as invalid:
+        messages.error(request, str(invalid))
+        return redirect("message_detail", pk=message.pk)
+    text = request.POST.get("text")
+    if text is not None:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        problems = [v.message for v in limits.check_text(text)]
+        if "\0" in text:
+            problems.append("The text contains characters that cannot be sent. Remove them.")
+        if problems:
+            messages.error(request, " ".join(problems))
+            return redirect("message_detail", pk=message.pk)
+        if not text.strip() and not message.attachments.exists():
+            messages.error(request, "The message needs a text or a file.")
+            return redirect("message_detail", pk=message.pk)
+    if states.reschedule(message, at=at, zone_name=zone.key, text=text):
+        messages.success(request, f"Rescheduled for {scheduling.describe(at, zone.key)}.")
+    else:
+        label = _status_now(message).label.lower()
+        messages.error(
+            request, f"Too late to change it: it is {label}. Only scheduled messages can change."
         )
     return redirect("message_detail", pk=message.pk)

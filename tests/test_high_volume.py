@@ -281,6 +281,22 @@ def test_the_demo_high_volume_number_has_the_feature(emulator, team, alice):
     assert len(result.batches) == 1 and result.error is None
 
 
+def test_the_ringcentral_page_says_what_a_high_volume_number_is_for(
+    emulator, team, alice, alice_client
+):
+    world = demo.seed_demo(
+        emulator,
+        settings.RINGCENTRAL_CLIENT_ID,
+        settings.RINGCENTRAL_CLIENT_SECRET,
+        redirect_uris=[CALLBACK],
+    )
+    connections.sync_numbers(link_directly(emulator, team, alice, world.office))
+    page = alice_client.get("/ringcentral/").content.decode()
+    row = page[page.index("+1 650-555-0105") :].split("</tr>")[0]
+    assert "High Volume SMS number" in row
+    assert "Texting is not enabled" not in row
+
+
 # -- planning batches within the limits (no network) -----------------------------------------
 
 

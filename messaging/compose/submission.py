@@ -32,6 +32,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from messaging import audit
 from messaging.compose import media
 from messaging.compose.drafts import (
     delete_stored,
@@ -56,6 +57,7 @@ from messaging.contacts.book import names_for
 from messaging.core.phones import format_number
 from messaging.models import (
     Attachment,
+    AuditAction,
     DraftAttachment,
     OutboundMessage,
     Recipient,
@@ -333,6 +335,12 @@ def submit(outgoing: Outgoing, *, origin: str = "") -> list[OutboundMessage]:
                     for position, file in enumerate(outgoing.files)
                 )
                 created.append(message)
+                audit.record(
+                    AuditAction.MESSAGE_QUEUED,
+                    team=team,
+                    target=("outboundmessage", message.pk, f"Message {message.pk}"),
+                    details={"from": message.from_number, "to": ", ".join(batch)},
+                )
             released = [n for d in outgoing.drafts for n in (d.file.name, d.thumbnail.name)]
             DraftAttachment.objects.filter(pk__in=[d.pk for d in outgoing.drafts]).delete()
             release_after_commit(released)

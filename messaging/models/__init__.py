@@ -12,9 +12,12 @@ contacts    Contact, its ContactNumbers and Tags; ImportJob and its ImportProble
 inbox       Conversation, ConversationMessage (both directions), InboxFile, ConversationNote,
             ConversationRead, InboxSync, Notification
 tracking    TrackingPace and WebhookSubscription (delivery reports)
+hooks       WebhookEndpoint, its WebhookDeliveries and their WebhookAttempts (outgoing webhooks)
+audit       AuditEntry (the append-only audit log) and its AuditAction catalogue
 ratelimit   RateLimitBucket and RateLimitGrant (the database rate limiter's state)
 """
 
+from .audit import SYSTEM, AuditAction, AuditEntry, AuditEntryError
 from .consent import (
     EVERY_NUMBER,
     ConsentChange,
@@ -25,6 +28,14 @@ from .consent import (
 )
 from .contacts import Contact, ContactNumber, ImportJob, ImportProblem, ImportStatus, Tag
 from .drafts import DraftAttachment
+from .hooks import (
+    TEST_EVENT,
+    DeliveryStatus,
+    HookEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from .inbox import (
     Conversation,
     ConversationMessage,
@@ -58,6 +69,16 @@ from .teams import InboxEmails, Invitation, Membership, Role, Team
 from .tracking import TrackingPace, WebhookStatus, WebhookSubscription
 
 __all__ = [
+    "SYSTEM",
+    "TEST_EVENT",
+    "AuditAction",
+    "AuditEntry",
+    "AuditEntryError",
+    "DeliveryStatus",
+    "HookEvent",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "ACCEPTED_STATUSES",
     "CLAIMABLE_STATUSES",
     "FINAL_STATUSES",

@@ -34,9 +34,9 @@ from messaging.models import (
     WebhookEndpoint,
 )
 from messaging.ringcentral.records import parse_message
+from tests import test_send_task as sending
 from tests.factories import make_connection, make_number
 from tests.test_inbox import CONTACT, OURS, inbound
-from tests import test_send_task as sending
 
 # The send tests' fixtures: a link to the emulator with its numbers, an SMS, isolated tasks.
 _isolated, linked, sms, send = sending._isolated, sending.linked, sending.sms, sending.send

@@ -60,20 +60,32 @@ def _actor_fields() -> dict:
     return fields
 
 
+def _entry(action, team, target, details, actor: dict) -> AuditEntry:
+    return AuditEntry(
+        action=AuditAction(action),
+        team_id=getattr(team, "pk", team),
+        team_name=getattr(team, "name", "")[:100],
+        details=details or {},
+        **_target_fields(target),
+        **actor,
+    )
+
+
 def record(
     action: AuditAction | str, *, team=None, target=None, details: dict | None = None
 ) -> AuditEntry:
     """Append one entry. Call it inside the transaction of the change it records, so the
     entry and the change commit or roll back together. `team` is a Team or its id; `target`
     a model instance or a (type, id, label) tuple; `details` a small JSON-able dict."""
-    action = AuditAction(action)
-    team_id = getattr(team, "pk", team)
-    team_name = getattr(team, "name", "")
-    return AuditEntry.objects.create(
-        action=action,
-        team_id=team_id,
-        team_name=team_name[:100],
-        details=details or {},
-        **_target_fields(target),
-        **_actor_fields(),
+    entry = _entry(action, team, target, details, _actor_fields())
+    entry.save()
+    return entry
+
+
+def record_each(action: AuditAction | str, *, team, items) -> list[AuditEntry]:
+    """One entry per `(target, details)` in `items`, all by the same actor, in one INSERT (a
+    message sent separately to many people is many entries, not many statements)."""
+    actor = _actor_fields()
+    return AuditEntry.objects.bulk_create(
+        [_entry(action, team, target, details, actor) for target, details in items]
     )

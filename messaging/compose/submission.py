@@ -335,17 +335,22 @@ def submit(outgoing: Outgoing, *, origin: str = "") -> list[OutboundMessage]:
                     for position, file in enumerate(outgoing.files)
                 )
                 created.append(message)
-                audit.record(
-                    AuditAction.MESSAGE_QUEUED,
-                    team=team,
-                    target=("outboundmessage", message.pk, f"Message {message.pk}"),
-                    details={"from": message.from_number, "to": ", ".join(batch)},
-                )
             released = [n for d in outgoing.drafts for n in (d.file.name, d.thumbnail.name)]
             DraftAttachment.objects.filter(pk__in=[d.pk for d in outgoing.drafts]).delete()
             release_after_commit(released)
             signals.messages_created.send(sender=OutboundMessage, messages=created)
             states.enqueue([message.pk for message in created])
+            audit.record_each(
+                AuditAction.MESSAGE_QUEUED,
+                team=team,
+                items=[
+                    (
+                        ("outboundmessage", message.pk, f"Message {message.pk}"),
+                        {"from": message.from_number, "to": ", ".join(batch)},
+                    )
+                    for message, batch in zip(created, batches, strict=True)
+                ],
+            )
     except BaseException:
         for name in new_names:
             delete_stored(name)

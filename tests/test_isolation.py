@@ -47,6 +47,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
+from messaging.hooks import delivery as hook_delivery
 from messaging.models import (
     Attachment,
     DraftAttachment,
@@ -55,6 +56,8 @@ from messaging.models import (
     OutboundMessage,
     Role,
     Team,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from messaging.teams import actions as teams
 from messaging.teams import invitations
@@ -220,6 +223,8 @@ class Acme:
     notes: list = None
     contacts: list = None
     imports: list = None
+    webhooks: list = None
+    deliveries: list = None
 
     def values(self, route: Route) -> list[dict]:
         """Ways to fill `route` with Acme's objects: one dict per combination to request."""
@@ -238,6 +243,7 @@ class Acme:
             "key": [d.key for d in self.drafts],
             "token": [invitations.make_token(self.invitation)],
             "note_id": [n.pk for n in self.notes],
+            "delivery_id": [d.pk for d in self.deliveries],
         }
         # `pk` means a different model in each views module.
         by_module_pk = {
@@ -247,6 +253,7 @@ class Acme:
             "messaging.inbox.views": [c.pk for c in self.conversations],
             "messaging.contacts.views.contacts": [c.pk for c in self.contacts],
             "messaging.contacts.views.imports": [j.pk for j in self.imports],
+            "messaging.hooks.views": [w.pk for w in self.webhooks],
         }
         if name == "pk" and module in by_module_pk:
             return by_module_pk[module]
@@ -354,6 +361,8 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
     markers += [ACME_RECEIVED_TEXT, ACME_NOTE, ACME_RECEIVED_FROM, received.file.name]
     contact, job = acme_contacts(team, alice_client)
     markers += [ACME_CONTACT, ACME_CONTACT_FILE, job.stored_name]
+    webhook, delivery = acme_webhook(team, owner)
+    markers += [ACME_WEBHOOK_URL, delivery.event_id]
     return Acme(
         team=team,
         messages=[queued, failed],
@@ -369,7 +378,27 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
         notes=[note],
         contacts=[contact],
         imports=[job],
+        webhooks=[webhook],
+        deliveries=[delivery],
     )
+
+
+ACME_WEBHOOK_URL = "https://hooks.acme.example/portal-events"
+
+
+def acme_webhook(team, owner):
+    """An outgoing webhook endpoint of Acme's with one delivery in its log."""
+    webhook = WebhookEndpoint(team=team, url=ACME_WEBHOOK_URL, events=["message.sent"])
+    webhook.secret = "whsec_" + "A" * 32
+    webhook.save()
+    delivery = WebhookDelivery.objects.create(
+        endpoint=webhook,
+        event_id=hook_delivery.new_event_id(),
+        event_type="message.sent",
+        payload={"type": "message.sent", "data": {}},
+        status="succeeded",
+    )
+    return webhook, delivery
 
 
 ACME_CONTACT = "Zelda Acmeclient"
@@ -523,7 +552,24 @@ def snapshot() -> dict:
 
 
 def changed_tables(before: dict, after: dict) -> list[str]:
-    return [label for label in before if before[label] != after[label]]
+    """Tables whose rows changed. The audit log may grow by entries of the personas' own
+    teams (an export they made of their own team is recorded); an entry for another team's
+    data, or any change to an existing entry, counts."""
+    changed = []
+    for label in before:
+        if label == "messaging.AuditEntry":
+            old = before[label]
+            new = after[label]
+            ids = {row["team_id"] for row in new[len(old) :]}
+            if new[: len(old)] != old or ids & _acme_team_ids(before):
+                changed.append(label)
+        elif before[label] != after[label]:
+            changed.append(label)
+    return changed
+
+
+def _acme_team_ids(rows: dict) -> set[int]:
+    return {team["id"] for team in rows["messaging.Team"] if team["name"] == "Acme"}
 
 
 def request(client: Client, method: str, url: str, data=None):

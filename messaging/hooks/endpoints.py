@@ -18,9 +18,11 @@ from django.db import transaction
 from messaging import audit
 from messaging.models import AuditAction, HookEvent, Role, WebhookEndpoint
 
-# The per-team set of subscribed events, kept until an endpoint of the team changes.
+# The per-team set of subscribed events. A change deletes it from the cache; with a cache
+# shared by every process (CACHE_URL) that is at once, with the in-process default the other
+# processes see it when their copy expires, within a minute.
 _CACHE_KEY = "hooks:events:{team_id}"
-_CACHE_SECONDS = 3600
+_CACHE_SECONDS = 60
 
 
 def new_secret() -> str:
@@ -30,6 +32,12 @@ def new_secret() -> str:
 def require_admin(membership) -> None:
     if not membership.can(Role.ADMIN):
         raise PermissionDenied("Webhooks are managed by the team's admins.")
+
+
+def cached_events_of(team_id: int) -> frozenset[str] | None:
+    """`events_of` from the cache alone: None when it is not known there (no query)."""
+    found = cache.get(_CACHE_KEY.format(team_id=team_id))
+    return None if found is None else frozenset(found)
 
 
 def events_of(team_id: int) -> frozenset[str]:

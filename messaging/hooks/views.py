@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from messaging.hooks import endpoints, events
 from messaging.hooks.forms import EndpointForm
 from messaging.models import DeliveryStatus, HookEvent, Role, WebhookDelivery, WebhookEndpoint
-from messaging.teams.permissions import get_rw_team_for_user
+from messaging.teams.permissions import get_rw_team_for_user, get_team_for_user
 
 RECENT_DELIVERIES = 50
 
@@ -23,8 +23,12 @@ def _admin(request):
     return get_rw_team_for_user(request, role=Role.ADMIN)
 
 
-def _endpoint(membership, pk) -> WebhookEndpoint:
-    return get_object_or_404(WebhookEndpoint, pk=pk, team=membership.team)
+def _admin_and_endpoint(request, pk):
+    """Another team's endpoint is 404 whatever the role; then only admins go on (403)."""
+    membership = get_team_for_user(request)
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk, team=membership.team)
+    endpoints.require_admin(membership)
+    return membership, endpoint
 
 
 @login_required
@@ -75,15 +79,14 @@ def _detail(request, membership, endpoint, *, secret: str = "", status: int = 20
 
 @login_required
 def webhook_detail(request, pk):
-    membership = _admin(request)
-    return _detail(request, membership, _endpoint(membership, pk))
+    membership, endpoint = _admin_and_endpoint(request, pk)
+    return _detail(request, membership, endpoint)
 
 
 @login_required
 @require_POST
 def webhook_rotate(request, pk):
-    membership = _admin(request)
-    endpoint = _endpoint(membership, pk)
+    membership, endpoint = _admin_and_endpoint(request, pk)
     secret = endpoints.rotate_secret(membership, endpoint)
     messages.success(request, "A new secret is in use; the old one no longer signs anything.")
     return _detail(request, membership, endpoint, secret=secret)
@@ -92,8 +95,7 @@ def webhook_rotate(request, pk):
 @login_required
 @require_POST
 def webhook_toggle(request, pk):
-    membership = _admin(request)
-    endpoint = _endpoint(membership, pk)
+    membership, endpoint = _admin_and_endpoint(request, pk)
     endpoints.set_active(membership, endpoint, not endpoint.is_active)
     state = "enabled" if endpoint.is_active else "disabled"
     messages.success(request, f"The endpoint is {state}.")
@@ -103,8 +105,7 @@ def webhook_toggle(request, pk):
 @login_required
 @require_POST
 def webhook_delete(request, pk):
-    membership = _admin(request)
-    endpoint = _endpoint(membership, pk)
+    membership, endpoint = _admin_and_endpoint(request, pk)
     url = endpoint.url
     endpoints.delete(membership, endpoint)
     messages.success(request, f"The endpoint {url} is deleted; nothing more is sent to it.")
@@ -114,8 +115,7 @@ def webhook_delete(request, pk):
 @login_required
 @require_POST
 def webhook_test(request, pk):
-    membership = _admin(request)
-    endpoint = _endpoint(membership, pk)
+    membership, endpoint = _admin_and_endpoint(request, pk)
     if not endpoint.is_active:
         messages.error(request, "Enable the endpoint before sending it a test event.")
     else:
@@ -127,8 +127,7 @@ def webhook_test(request, pk):
 @login_required
 @require_POST
 def webhook_redeliver(request, pk, delivery_id):
-    membership = _admin(request)
-    endpoint = _endpoint(membership, pk)
+    membership, endpoint = _admin_and_endpoint(request, pk)
     found = get_object_or_404(WebhookDelivery, pk=delivery_id, endpoint=endpoint)
     if not endpoint.is_active:
         messages.error(request, "Enable the endpoint before redelivering to it.")

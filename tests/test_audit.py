@@ -170,6 +170,12 @@ def test_members_invited_role_changed_and_removed(alice_client, team, bob):
     assert only(AuditAction.MEMBER_INVITED).target_label == "erin@example.com"
 
 
+def test_a_member_leaving_is_recorded(bob_client, bob, team):
+    assert bob_client.post(f"/teams/{team.slug}/leave/").status_code == 302
+    left = only(AuditAction.MEMBER_REMOVED)
+    assert left.actor == bob and left.details == {"role": "sender", "left": True}
+
+
 def test_webhook_endpoints_created_and_revoked(settings, alice_client, alice):
     settings.HOOKS_ALLOW_PRIVATE_NETWORKS = True
     alice_client.post(

@@ -243,6 +243,12 @@ def leave_team(membership: Membership) -> None:
         _lock_team(membership.team)
         membership = reload_locked(membership)
         refuse_if(leave_refusal(membership))
+        audit.record(
+            AuditAction.MEMBER_REMOVED,
+            team=membership.team,
+            target=("user", membership.user_id, membership.user.email),
+            details={"role": membership.role, "left": True},
+        )
         membership.delete()
 
 

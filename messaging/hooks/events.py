@@ -100,13 +100,14 @@ def redeliver(found: WebhookDelivery) -> None:
         tasks.send_soon([found.pk])
 
 
-def _after_commit(team_id: int, event_type: str, build) -> None:
+def _after_commit(team_id: int, event_type: str, build, *, send_path: bool = False) -> None:
     """Publish `build()`'s data once the change commits, when the team listens for it.
 
-    Only the cache is asked before the commit: a team known to have no endpoint for the event
-    costs nothing more. When the cache does not know (expired, or just invalidated), the
-    table is read after the commit, off the transaction of the change."""
-    known = endpoints.cached_events_of(team_id)
+    A team known (from the cache) to have no endpoint for the event costs nothing more. When
+    the cache does not know (expired, or just invalidated), the table is read at once, or, on
+    the send path (`send_path`), only after the commit, so that sending a message never waits
+    for it inside its own statements."""
+    known = endpoints.cached_events_of(team_id) if send_path else endpoints.events_of(team_id)
     if known is not None and event_type not in known:
         return
 
@@ -193,7 +194,7 @@ def assigned_data(conversation_id: int, by_email: str | None) -> dict | None:
 def on_message_status_changed(sender, message_id, team_id, status, **kwargs) -> None:
     event_type = _STATUS_EVENTS.get(status)
     if event_type is not None:
-        _after_commit(team_id, event_type, lambda: message_data(message_id))
+        _after_commit(team_id, event_type, lambda: message_data(message_id), send_path=True)
 
 
 def on_message_received(sender, message, conversation, **kwargs) -> None:

@@ -37,7 +37,7 @@ def test_an_admin_adds_an_endpoint_sends_a_test_event_and_reads_the_audit_log(
     page.get_by_label("Message sent").check()
     page.get_by_label("Contact opted out").check()
     page.get_by_role("button", name="Add endpoint").click()
-    secret_box = page.get_by_label("Secret")
+    secret_box = page.get_by_role("textbox", name="Secret")
     expect(secret_box).to_be_visible()
     secret = secret_box.input_value()
     assert secret.startswith("whsec_")
@@ -53,7 +53,7 @@ def test_an_admin_adds_an_endpoint_sends_a_test_event_and_reads_the_audit_log(
     page.reload()
     expect(page.locator(".webhook-deliveries")).to_contain_text("HTTP 200", timeout=WAIT)
     # The secret is not shown again.
-    expect(page.get_by_label("Secret")).to_have_count(0)
+    expect(page.get_by_role("textbox", name="Secret")).to_have_count(0)
 
     page.goto("/team/")
     page.get_by_role("link", name="Audit log").click()

@@ -11,8 +11,11 @@ import pytest
 from playwright.sync_api import expect
 from standardwebhooks import Webhook
 
+from messaging.hooks import delivery, endpoints, events
+from messaging.models import Membership, WebhookAttempt, WebhookDelivery
 from tests import test_hooks
 from tests.conftest import make_user
+from tests.e2e import test_accessibility as accessibility
 
 pytestmark = pytest.mark.e2e
 
@@ -63,3 +66,29 @@ def test_an_admin_adds_an_endpoint_sends_a_test_event_and_reads_the_audit_log(
     page.get_by_label("Action").select_option("webhook.created")
     page.get_by_role("button", name="Show").click()
     expect(log.locator("tbody tr")).to_have_count(1)
+
+
+def test_the_webhook_and_audit_pages_pass_the_accessibility_checks(
+    page, sign_in, alice, team, settings
+):
+    settings.HOOKS_ALLOW_PRIVATE_NETWORKS = True
+    admin = Membership.objects.select_related("team", "user").get(team=team, user=alice)
+    endpoint, _ = endpoints.create(
+        admin, url="http://127.0.0.1:9/hook", description="CRM", events=["message.sent"]
+    )
+    # A delivery in the log without handing it to a worker (no broker in this test).
+    test = WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event_id=delivery.new_event_id(),
+        event_type="webhook.test",
+        payload=events.envelope("webhook.test", {"endpoint_id": endpoint.pk}),
+    )
+    WebhookAttempt.objects.create(delivery=test, response_code=500, error="HTTP 500")
+    sign_in(page, alice, team)
+    for path in (
+        "/team/webhooks/",
+        "/team/webhooks/new/",
+        f"/team/webhooks/{endpoint.pk}/",
+        "/team/audit/",
+    ):
+        accessibility.check(page, path)

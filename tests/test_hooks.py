@@ -29,17 +29,21 @@ from messaging.models import (
     HookEvent,
     Membership,
     MessageSource,
+    SenderNumber,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
 )
 from messaging.ringcentral.records import parse_message
+from messaging.tracking import polling as tracking_polling
 from tests import test_send_task as sending
-from tests.factories import make_connection, make_number
+from tests import tracking_helpers
+from tests.factories import make_connection, make_message, make_number
 from tests.test_inbox import CONTACT, OURS, inbound
 
 # The send tests' fixtures: a link to the emulator with its numbers, an SMS, isolated tasks.
 _isolated, linked, sms, send = sending._isolated, sending.linked, sending.sms, sending.send
+fresh_limits = tracking_helpers.fresh_limits
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -400,6 +404,25 @@ def test_message_sent_through_the_emulator(
     assert data["recipients"][0]["number"] == "+16505550181"
 
 
+def test_message_failed_when_ringcentral_refuses_it(
+    team, alice, linked, receiver, handed, django_capture_on_commit_callbacks
+):
+    found, secret = endpoints.create(
+        membership(team, alice), url=receiver.url, description="", events=["message.failed"]
+    )
+    foreign = SenderNumber.objects.create(
+        connection=linked, phone_number="+16505550199", can_sms=True, can_mms=True
+    )
+    message = make_message(foreign, alice, to=("+16505550181",), text="Hi")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send(message) == "failed"
+    run_handed(handed)
+    (request,) = receiver.requests
+    data = verified(secret, request)["data"]
+    assert data["message_id"] == message.pk and data["status"] == "failed"
+    assert data["error_code"] == "MSG-245" and data["reason"]
+
+
 def test_no_endpoint_for_the_event_means_no_work(
     team, alice, sms, receiver, handed, django_capture_on_commit_callbacks
 ):
@@ -409,6 +432,40 @@ def test_no_endpoint_for_the_event_means_no_work(
     with django_capture_on_commit_callbacks(execute=True):
         send(sms)
     assert handed == [] and not WebhookDelivery.objects.exists()
+
+
+def test_message_delivered_and_failed_from_ringcentrals_delivery_reports(
+    emulator, team, alice, rc_user, settings, receiver, handed, fresh_limits,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    settings.TRACKING_MIN_READ_INTERVAL = 0
+    _, number = tracking_helpers.link_sender(emulator, team, alice, rc_user)
+    timeline = tracking_helpers.Timeline(emulator)
+    found, secret = endpoints.create(
+        membership(team, alice),
+        url=receiver.url,
+        description="",
+        events=["message.delivered", "message.failed"],
+    )
+    emulator.set_recipient_behaviour("+16505550201", "delivered", delivered_after=3)
+    emulator.set_recipient_behaviour(
+        "+16505550202", "delivery_failed", error_code="SMS-CAR-411", delivered_after=3
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        delivered = tracking_helpers.send(
+            emulator, number, alice, ["+16505550201"], timeline=timeline
+        )
+        failed = tracking_helpers.send(emulator, number, alice, ["+16505550202"], timeline=timeline)
+        tracking_polling.poll(now=timeline.at(10))
+    run_handed(handed)
+    by_type = {verified(secret, r)["type"]: verified(secret, r)["data"] for r in receiver.requests}
+    assert set(by_type) == {"message.delivered", "message.failed"}
+    assert by_type["message.delivered"]["message_id"] == delivered.pk
+    assert by_type["message.delivered"]["status"] == "delivered"
+    failure = by_type["message.failed"]
+    assert failure["message_id"] == failed.pk and failure["status"] == "delivery_failed"
+    assert failure["recipients"][0]["error_code"] == "SMS-CAR-411"
+    assert "landline" in failure["reason"]
 
 
 @pytest.fixture

@@ -11,8 +11,10 @@ Changelists run a fixed number of queries whatever the page holds: related rows 
 
 # Each room registers its own models with the console (Django's admin autodiscovery imports
 # this module).
+from messaging.audit import admin as audit_admin  # noqa: F401
 from messaging.consent import admin as consent_admin  # noqa: F401
 from messaging.contacts import admin as contacts_admin  # noqa: F401
+from messaging.hooks import admin as hooks_admin  # noqa: F401
 from messaging.inbox import admin as inbox_admin  # noqa: F401
 from messaging.links import admin as links_admin  # noqa: F401
 from messaging.outbox import admin as outbox_admin  # noqa: F401

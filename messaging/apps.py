@@ -14,10 +14,14 @@ class MessagingConfig(AppConfig):
         from django.db.models.signals import post_delete
 
         from messaging.compose import picker
+        from messaging.consent.signals import consent_changed
+        from messaging.hooks import events as hook_events
         from messaging.inbox import instant
         from messaging.inbox import receivers as inbox_receivers  # noqa: F401 - connects them
+        from messaging.inbox import signals as inbox_signals
         from messaging.models import TemplateAttachment
         from messaging.outbox import handoff
+        from messaging.outbox import signals as outbox_signals
         from messaging.sending import tasks as sending_tasks
         from messaging.tracking import (
             receivers,  # noqa: F401 - connects the signal receivers
@@ -31,3 +35,16 @@ class MessagingConfig(AppConfig):
         )
         webhooks.register_instant_handler(instant.receive)
         webhooks.register_changes_handler(instant.changes_announced)
+        # Outgoing webhooks follow messages, conversations and consent (messaging/hooks/events.py).
+        # The campaigns room's `campaign_finished` signal is connected to
+        # `hook_events.on_campaign_finished` once that room sends it.
+        outbox_signals.message_status_changed.connect(
+            hook_events.on_message_status_changed, dispatch_uid="hooks-message-status"
+        )
+        inbox_signals.message_received.connect(
+            hook_events.on_message_received, dispatch_uid="hooks-message-received"
+        )
+        inbox_signals.conversation_assigned.connect(
+            hook_events.on_conversation_assigned, dispatch_uid="hooks-conversation-assigned"
+        )
+        consent_changed.connect(hook_events.on_consent_changed, dispatch_uid="hooks-consent")

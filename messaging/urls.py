@@ -3,10 +3,12 @@ Names here are used by the layout's navigation."""
 
 from django.urls import path
 
+from messaging.audit import views as audit_views
 from messaging.compose import views as compose_views
 from messaging.consent import views as consent_views
 from messaging.contacts.views import contacts as contact_views
 from messaging.contacts.views import imports as import_views
+from messaging.hooks import views as hook_views
 from messaging.inbox import views as inbox_views
 from messaging.links import views as rc_views
 from messaging.message_templates import views as template_views
@@ -21,6 +23,20 @@ urlpatterns = [
     path("teams/new/", team_views.team_create, name="team_create"),
     path("teams/switch/", team_views.team_switch, name="team_switch"),
     path("team/", team_views.team_detail, name="team_detail"),
+    path("team/audit/", audit_views.audit_log, name="audit_log"),
+    path("team/audit/export.csv", audit_views.audit_export, name="audit_export"),
+    path("team/webhooks/", hook_views.webhook_list, name="webhook_list"),
+    path("team/webhooks/new/", hook_views.webhook_create, name="webhook_create"),
+    path("team/webhooks/<int:pk>/", hook_views.webhook_detail, name="webhook_detail"),
+    path("team/webhooks/<int:pk>/rotate/", hook_views.webhook_rotate, name="webhook_rotate"),
+    path("team/webhooks/<int:pk>/toggle/", hook_views.webhook_toggle, name="webhook_toggle"),
+    path("team/webhooks/<int:pk>/delete/", hook_views.webhook_delete, name="webhook_delete"),
+    path("team/webhooks/<int:pk>/test/", hook_views.webhook_test, name="webhook_test"),
+    path(
+        "team/webhooks/<int:pk>/deliveries/<int:delivery_id>/redeliver/",
+        hook_views.webhook_redeliver,
+        name="webhook_redeliver",
+    ),
     path("teams/<slug:slug>/", team_views.team_page, name="team_page"),
     path("teams/<slug:slug>/rename/", team_views.team_rename, name="team_rename"),
     path("teams/<slug:slug>/leave/", team_views.team_leave, name="team_leave"),

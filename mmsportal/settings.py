@@ -115,6 +115,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "messaging.teams.middleware.CurrentTeamMiddleware",
+    # Keeps the request where the audit log reads who acts and from where.
+    "messaging.audit.middleware.AuditContextMiddleware",
 ]
 
 ROOT_URLCONF = "mmsportal.urls"
@@ -445,7 +447,19 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 600.0,
         "options": {"expires": 600.0},
     },
+    # Outgoing webhooks (messaging/hooks/tasks.py): retries due later than a countdown covers,
+    # and deliveries whose hand-off to a worker failed.
+    "hooks-deliver-due": {
+        "task": "messaging.tasks.deliver_due_webhooks",
+        "schedule": 30.0,
+        "options": {"expires": 30.0},
+    },
 }
+
+# --- Outgoing webhooks (messaging/hooks/) -------------------------------------------------------
+# Allow endpoints on private, loopback and link-local networks (a receiver on this host or its
+# network). Off, every address a URL resolves to must be public, when saved and at each delivery.
+HOOKS_ALLOW_PRIVATE_NETWORKS = env.bool("HOOKS_ALLOW_PRIVATE_NETWORKS", default=False)
 
 # --- The inbox (messaging/inbox/) ---------------------------------------------------------------
 # Days of history (both directions) imported when a RingCentral user is linked.

@@ -47,6 +47,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
+from messaging.hooks import delivery as hook_delivery
 from messaging.models import (
     Attachment,
     DraftAttachment,
@@ -55,6 +56,8 @@ from messaging.models import (
     OutboundMessage,
     Role,
     Team,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from messaging.teams import actions as teams
 from messaging.teams import invitations
@@ -222,6 +225,8 @@ class Acme:
     imports: list = None
     templates: list = None
     template_files: list = None
+    webhooks: list = None
+    deliveries: list = None
 
     def values(self, route: Route) -> list[dict]:
         """Ways to fill `route` with Acme's objects: one dict per combination to request."""
@@ -241,6 +246,7 @@ class Acme:
             "token": [invitations.make_token(self.invitation)],
             "note_id": [n.pk for n in self.notes],
             "file_pk": [f.pk for f in self.template_files],
+            "delivery_id": [d.pk for d in self.deliveries],
         }
         # `pk` means a different model in each views module.
         by_module_pk = {
@@ -253,6 +259,7 @@ class Acme:
             "messaging.message_templates.views": [t.pk for t in self.templates],
             # The compose room's views name a template by pk (its files).
             "messaging.compose.views": [t.pk for t in self.templates],
+            "messaging.hooks.views": [w.pk for w in self.webhooks],
         }
         if name == "pk" and module in by_module_pk:
             return by_module_pk[module]
@@ -362,6 +369,8 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
     markers += [ACME_CONTACT, ACME_CONTACT_FILE, job.stored_name]
     template, template_file = acme_template(team, alice_client)
     markers += [ACME_TEMPLATE, ACME_TEMPLATE_FILE, template_file.file.name]
+    webhook, delivery = acme_webhook(team, owner)
+    markers += [ACME_WEBHOOK_URL, delivery.event_id]
     return Acme(
         team=team,
         messages=[queued, failed],
@@ -379,6 +388,8 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
         imports=[job],
         templates=[template],
         template_files=[template_file],
+        webhooks=[webhook],
+        deliveries=[delivery],
     )
 
 
@@ -406,6 +417,24 @@ def acme_template(team, client):
     )
     assert added.status_code == 302
     return template, template.attachments.get()
+
+
+ACME_WEBHOOK_URL = "https://hooks.acme.example/portal-events"
+
+
+def acme_webhook(team, owner):
+    """An outgoing webhook endpoint of Acme's with one delivery in its log."""
+    webhook = WebhookEndpoint(team=team, url=ACME_WEBHOOK_URL, events=["message.sent"])
+    webhook.secret = "whsec_" + "A" * 32
+    webhook.save()
+    delivery = WebhookDelivery.objects.create(
+        endpoint=webhook,
+        event_id=hook_delivery.new_event_id(),
+        event_type="message.sent",
+        payload={"type": "message.sent", "data": {}},
+        status="succeeded",
+    )
+    return webhook, delivery
 
 
 ACME_CONTACT = "Zelda Acmeclient"
@@ -559,7 +588,24 @@ def snapshot() -> dict:
 
 
 def changed_tables(before: dict, after: dict) -> list[str]:
-    return [label for label in before if before[label] != after[label]]
+    """Tables whose rows changed. The audit log may grow by entries of the personas' own
+    teams (an export they made of their own team is recorded); an entry for another team's
+    data, or any change to an existing entry, counts."""
+    changed = []
+    for label in before:
+        if label == "messaging.AuditEntry":
+            old = before[label]
+            new = after[label]
+            ids = {row["team_id"] for row in new[len(old) :]}
+            if new[: len(old)] != old or ids & _acme_team_ids(before):
+                changed.append(label)
+        elif before[label] != after[label]:
+            changed.append(label)
+    return changed
+
+
+def _acme_team_ids(rows: dict) -> set[int]:
+    return {team["id"] for team in rows["messaging.Team"] if team["name"] == "Acme"}
 
 
 def request(client: Client, method: str, url: str, data=None):

@@ -35,6 +35,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from messaging import audit
 from messaging.compose import media
 from messaging.compose.drafts import (
     delete_stored,
@@ -61,6 +62,7 @@ from messaging.message_templates import library as template_library
 from messaging.message_templates.merge import TemplateError, fields_in
 from messaging.models import (
     Attachment,
+    AuditAction,
     DraftAttachment,
     OutboundMessage,
     Recipient,
@@ -413,6 +415,18 @@ def submit(outgoing: Outgoing, *, origin: str = "") -> list[OutboundMessage]:
                 )
             else:
                 states.enqueue([message.pk for message in created])
+            scheduled = {"send_at": outgoing.send_at.isoformat()} if outgoing.send_at else {}
+            audit.record_each(
+                AuditAction.MESSAGE_QUEUED,
+                team=team,
+                items=[
+                    (
+                        ("outboundmessage", message.pk, f"Message {message.pk}"),
+                        {"from": message.from_number, "to": ", ".join(batch), **scheduled},
+                    )
+                    for message, batch in zip(created, batches, strict=True)
+                ],
+            )
     except BaseException:
         for name in new_names:
             delete_stored(name)

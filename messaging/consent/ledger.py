@@ -7,8 +7,16 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from messaging import audit
 from messaging.consent.signals import consent_changed
-from messaging.models import EVERY_NUMBER, ConsentChange, ConsentRecord, ConsentSource, ConsentState
+from messaging.models import (
+    EVERY_NUMBER,
+    AuditAction,
+    ConsentChange,
+    ConsentRecord,
+    ConsentSource,
+    ConsentState,
+)
 
 
 def record(
@@ -70,6 +78,12 @@ def record(
 
 def _remember(current: ConsentRecord) -> None:
     consent_changed.send(sender=ConsentRecord, record=current)
+    audit.record(
+        AuditAction.CONSENT_OPTED_OUT if current.opted_out else AuditAction.CONSENT_OPTED_IN,
+        team=current.team_id,
+        target=("number", current.contact_number, current.contact_number),
+        details={"from": current.from_number, "source": current.source, "note": current.note},
+    )
     ConsentChange.objects.create(
         record=current,
         state=current.state,

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from messaging.inbox import threads
+from messaging.inbox import signals, threads
 from messaging.models import (
     Conversation,
     ConversationNote,
@@ -82,6 +82,9 @@ def assign(membership: Membership, conversation: Conversation, assignee_id: int 
         assignee_id=assignee_id, updated_at=timezone.now()
     )
     conversation.assignee_id = assignee_id
+    signals.conversation_assigned.send(
+        sender=Conversation, conversation=conversation, by=membership.user
+    )
 
 
 def close(membership: Membership, conversation: Conversation) -> None:

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from messaging.consent import keywords
 from messaging.core.phones import as_e164
-from messaging.inbox import downloads, notifications, threads
+from messaging.inbox import downloads, notifications, signals, threads
 from messaging.models import (
     CLAIMABLE_STATUSES,
     Conversation,
@@ -140,6 +140,9 @@ def store_record(connection, record: MessageRecord, *, source: str) -> Stored:
                 at=entry.at,
             )
             notifications.message_received(conversation, entry)
+            signals.message_received.send(
+                sender=ConversationMessage, message=entry, conversation=conversation
+            )
         if entry.file_count:
             downloads.download_soon(entry.pk)
     return Stored(entry, True)

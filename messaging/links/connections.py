@@ -15,8 +15,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from messaging import audit
 from messaging.links import signals, tokens
 from messaging.models import (
+    AuditAction,
     ConnectionShare,
     ConnectionStatus,
     RingCentralConnection,
@@ -57,9 +59,12 @@ def bring_into(connection, team, user) -> bool:
     can. The caller checks that ``user`` linked it and may send in ``team``."""
     if connection.team_id == team.pk:
         return False
-    _, created = ConnectionShare.objects.get_or_create(
-        connection=connection, team=team, defaults={"shared_by": user}
-    )
+    with transaction.atomic():
+        _, created = ConnectionShare.objects.get_or_create(
+            connection=connection, team=team, defaults={"shared_by": user}
+        )
+        if created:
+            audit.record(AuditAction.RINGCENTRAL_BROUGHT, team=team, target=connection)
     return created
 
 
@@ -139,6 +144,12 @@ def link(team, user, token_set: oauth.TokenSet, *, origin: str = ""):
                 connection.last_error = ""
                 connection.disconnected_at = None
                 connection.save()
+                audit.record(
+                    AuditAction.RINGCENTRAL_LINKED,
+                    team=team,
+                    target=connection,
+                    details={"account": account.id, "extension": extension.id},
+                )
             break
         except IntegrityError:
             # Another request linked the same extension into the same team between our read
@@ -242,9 +253,12 @@ def sync_numbers(connection) -> SyncResult:
 
 
 def set_shared(connection, shared: bool) -> None:
-    RingCentralConnection.objects.filter(pk=connection.pk).update(
-        shared_with_team=shared, updated_at=timezone.now()
-    )
+    with transaction.atomic():
+        RingCentralConnection.objects.filter(pk=connection.pk).update(
+            shared_with_team=shared, updated_at=timezone.now()
+        )
+        action = AuditAction.RINGCENTRAL_SHARED if shared else AuditAction.RINGCENTRAL_UNSHARED
+        audit.record(action, team=connection.team, target=connection)
     connection.shared_with_team = shared
 
 
@@ -268,6 +282,7 @@ def disconnect(connection) -> None:
         locked.disconnected_at = timezone.now()
         locked.save()
         locked.numbers.filter(active=True).update(active=False)
+        audit.record(AuditAction.RINGCENTRAL_UNLINKED, team=locked.team, target=locked)
     _revoke_quietly(connection.pk, token)
     connection.refresh_from_db()
 

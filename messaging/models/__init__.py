@@ -13,9 +13,12 @@ inbox       Conversation, ConversationMessage (both directions), InboxFile, Conv
             ConversationRead, InboxSync, Notification
 templates   MessageTemplate (personal or team, with its MissingPolicy) and TemplateAttachments
 tracking    TrackingPace and WebhookSubscription (delivery reports)
+hooks       WebhookEndpoint, its WebhookDeliveries and their WebhookAttempts (outgoing webhooks)
+audit       AuditEntry (the append-only audit log) and its AuditAction catalogue
 ratelimit   RateLimitBucket and RateLimitGrant (the database rate limiter's state)
 """
 
+from .audit import SYSTEM, AuditAction, AuditEntry, AuditEntryError
 from .consent import (
     EVERY_NUMBER,
     ConsentChange,
@@ -26,6 +29,14 @@ from .consent import (
 )
 from .contacts import Contact, ContactNumber, ImportJob, ImportProblem, ImportStatus, Tag
 from .drafts import DraftAttachment
+from .hooks import (
+    TEST_EVENT,
+    DeliveryStatus,
+    HookEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from .inbox import (
     Conversation,
     ConversationMessage,
@@ -60,6 +71,16 @@ from .templates import MessageTemplate, MissingPolicy, TemplateAttachment
 from .tracking import TrackingPace, WebhookStatus, WebhookSubscription
 
 __all__ = [
+    "SYSTEM",
+    "TEST_EVENT",
+    "AuditAction",
+    "AuditEntry",
+    "AuditEntryError",
+    "DeliveryStatus",
+    "HookEvent",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "ACCEPTED_STATUSES",
     "CLAIMABLE_STATUSES",
     "FINAL_STATUSES",

@@ -42,11 +42,13 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from messaging import audit
 from messaging.consent import checks as consent_checks
 from messaging.consent import ledger, quiet_hours
 from messaging.models import (
     CLAIMABLE_STATUSES,
     AttemptOutcome,
+    AuditAction,
     ConsentSource,
     ConsentState,
     MessageStatus,
@@ -56,7 +58,7 @@ from messaging.models import (
     RingCentralConnection,
     SendAttempt,
 )
-from messaging.outbox import delivery_errors, handoff, notifications, rows, scheduling
+from messaging.outbox import delivery_errors, handoff, notifications, rows, scheduling, signals
 from messaging.outbox.events import EventKind, record_event
 from messaging.outbox.send_sql import ATTEMPT_RESULT as _ATTEMPT_RESULT
 from messaging.outbox.send_sql import statements as _sql
@@ -415,7 +417,10 @@ def record_success(
                 sql.accepted_whole_for(len(statuses)),
                 [*params, message.pk, *statuses, status, *closing, attempt.pk],
             )
-            return cursor.fetchone()[0] == 1
+            won = cursor.fetchone()[0] == 1
+        if won:
+            _status_changed(message, MessageStatus.SENT)
+        return won
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql.accepted_for(len(statuses)), [*params, message.pk, *statuses])
         if cursor.rowcount != 1:
@@ -434,6 +439,7 @@ def record_success(
             http_status=accepted.http_status,
             rate_limit=accepted.rate_limit,
         )
+    _status_changed(message, MessageStatus.SENT)
     return True
 
 
@@ -464,6 +470,7 @@ def record_failure(
         )
         _finish_attempt(attempt, AttemptOutcome.PERMANENT, failure)
     _after_final_failure(message.pk)
+    _status_changed(message, MessageStatus.FAILED)
     return True
 
 
@@ -707,6 +714,7 @@ def refuse_opted_out(
         )
         record_event(message.pk, EventKind.FAILED, f"Not sent: {reason}", at=now)
     _after_final_failure(message.pk)
+    _status_changed(message, MessageStatus.FAILED)
     return True
 
 
@@ -727,6 +735,7 @@ def cancel(message: OutboundMessage) -> bool:
         if won:
             message.recipients.update(status=RecipientStatus.CANCELED)
             record_event(message.pk, EventKind.CANCELED, "Canceled before it was sent.")
+            audit.record(AuditAction.MESSAGE_CANCELED, team=message.team, target=message)
     return won
 
 
@@ -749,6 +758,7 @@ def requeue(message: OutboundMessage) -> bool:
                 status=RecipientStatus.PENDING, error_code="", error_reason="", error_fix=""
             )
             record_event(message.pk, EventKind.REQUEUED, "Queued again to retry.")
+            audit.record(AuditAction.MESSAGE_RETRIED, team=message.team, target=message)
             enqueue([message.pk])
     return won
 
@@ -886,6 +896,13 @@ def _wait_for_quiet_hours(message: OutboundMessage, allowed: datetime) -> None:
 
 
 # Hooks -----------------------------------------------------------------------------------------
+
+
+def _status_changed(message: OutboundMessage, status: str) -> None:
+    """Announce a status other rooms follow (outgoing webhooks); their receivers are cheap."""
+    signals.message_status_changed.send(
+        sender=OutboundMessage, message_id=message.pk, team_id=message.team_id, status=status
+    )
 
 
 def _dispatch_later(message_id: int) -> None:
@@ -1128,6 +1145,7 @@ def _settle(locked: OutboundMessage, recipients, at) -> str:
     lower = [s for s, rank in _MESSAGE_RANK.items() if rank < _MESSAGE_RANK[target]]
     if not _set(locked.pk, lower, **fields):
         return current_status(locked.pk)
+    _status_changed(locked, target)
     if len(recipients) > 1:
         record_event(locked.pk, target, _message_line(target, concerned, recipients), at=at)
     if target in UNDELIVERED_STATUSES and current not in UNDELIVERED_STATUSES:

@@ -13,7 +13,8 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.text import slugify
 
-from messaging.models import Membership, Role, Team
+from messaging import audit
+from messaging.models import AuditAction, Membership, Role, Team
 
 # Where the session remembers the team the user switched to (read by middleware.py).
 SESSION_KEY = "current_team_id"
@@ -212,6 +213,12 @@ def change_role(actor: Membership, target: Membership, new_role: str) -> Members
         _lock_team(actor.team)
         actor, target = reload_locked(actor), reload_locked(target)
         refuse_if(role_change_refusal(actor, target, new_role))
+        audit.record(
+            AuditAction.MEMBER_ROLE_CHANGED,
+            team=actor.team,
+            target=("user", target.user_id, target.user.email),
+            details={"from": target.role, "to": new_role},
+        )
         target.role = new_role
         target.save(update_fields=["role"])
     return target
@@ -222,6 +229,12 @@ def remove_member(actor: Membership, target: Membership) -> None:
         _lock_team(actor.team)
         actor, target = reload_locked(actor), reload_locked(target)
         refuse_if(removal_refusal(actor, target))
+        audit.record(
+            AuditAction.MEMBER_REMOVED,
+            team=actor.team,
+            target=("user", target.user_id, target.user.email),
+            details={"role": target.role},
+        )
         target.delete()
 
 
@@ -230,6 +243,12 @@ def leave_team(membership: Membership) -> None:
         _lock_team(membership.team)
         membership = reload_locked(membership)
         refuse_if(leave_refusal(membership))
+        audit.record(
+            AuditAction.MEMBER_REMOVED,
+            team=membership.team,
+            target=("user", membership.user_id, membership.user.email),
+            details={"role": membership.role, "left": True},
+        )
         membership.delete()
 
 

@@ -28,8 +28,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from messaging import audit
 from messaging.core.addresses import absolute_url, origin_of
-from messaging.models import Invitation, Membership, Role, Team
+from messaging.models import AuditAction, Invitation, Membership, Role, Team
 from messaging.teams import actions
 
 log = logging.getLogger(__name__)
@@ -209,13 +210,20 @@ def create(actor: Membership, email: str, role: str) -> Invitation:
         reason = duplicate_reason(team, email)
         if reason:
             raise DuplicateInvitation(reason)
-        return Invitation.objects.create(
+        invitation = Invitation.objects.create(
             team=team,
             email=email,
             role=role,
             invited_by=actor.user,
             expires_at=timezone.now() + max_age(),
         )
+        audit.record(
+            AuditAction.MEMBER_INVITED,
+            team=team,
+            target=("invitation", invitation.pk, email),
+            details={"role": role},
+        )
+        return invitation
 
 
 def resend_refusal(actor: Membership, invitation: Invitation) -> str | None:

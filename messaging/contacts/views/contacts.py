@@ -24,11 +24,12 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from messaging import audit
 from messaging.consent import checks
 from messaging.contacts import book, exporting
 from messaging.contacts.forms import ContactForm
 from messaging.core.phones import format_number
-from messaging.models import Contact, Conversation, OutboundMessage, Role
+from messaging.models import AuditAction, Contact, Conversation, OutboundMessage, Role
 from messaging.teams.permissions import get_rw_team_for_user, get_team_for_user
 
 
@@ -315,6 +316,7 @@ def contact_search(request):
 @require_GET
 def contact_export(request):
     membership = get_rw_team_for_user(request, role=Role.SENDER)
+    audit.record(AuditAction.CONTACTS_EXPORTED, team=membership.team)
     stamp = timezone.localtime().strftime("%Y-%m-%d")
     response = StreamingHttpResponse(
         exporting.export_rows(membership.team), content_type="text/csv; charset=utf-8"

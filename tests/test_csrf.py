@@ -78,6 +78,7 @@ PROTECTED_AFTER_SIZE_CHECK = {
     "messaging.compose.views.upload",
     "messaging.inbox.views.inbox_reply",
     "messaging.contacts.views.imports.import_upload",
+    "messaging.compose.views.template_files",
 }
 
 # Would do something on most pages if it got through.

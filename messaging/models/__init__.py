@@ -12,9 +12,11 @@ contacts    Contact, its ContactNumbers and Tags; ImportJob and its ImportProble
 inbox       Conversation, ConversationMessage (both directions), InboxFile, ConversationNote,
             ConversationRead, InboxSync, Notification
 tracking    TrackingPace and WebhookSubscription (delivery reports)
+api         ApiKey (a team's key for the REST API) and IdempotencyRecord
 ratelimit   RateLimitBucket and RateLimitGrant (the database rate limiter's state)
 """
 
+from .api import ApiKey, IdempotencyRecord, IdempotencyState
 from .consent import (
     EVERY_NUMBER,
     ConsentChange,
@@ -58,6 +60,9 @@ from .teams import InboxEmails, Invitation, Membership, Role, Team
 from .tracking import TrackingPace, WebhookStatus, WebhookSubscription
 
 __all__ = [
+    "ApiKey",
+    "IdempotencyRecord",
+    "IdempotencyState",
     "ACCEPTED_STATUSES",
     "CLAIMABLE_STATUSES",
     "FINAL_STATUSES",

@@ -19,6 +19,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from messaging.api.problems import Problem
@@ -118,7 +119,10 @@ def run_once(request, membership, work: Callable[[], Response]) -> Response:
         raise
     if 200 <= response.status_code < 300:
         IdempotencyRecord.objects.filter(team=team, key=key).update(
-            state=IdempotencyState.DONE, status_code=response.status_code, response=response.data
+            state=IdempotencyState.DONE,
+            status_code=response.status_code,
+            # Stored as the client read it (times as text), to be replayed byte for byte.
+            response=json.loads(JSONRenderer().render(response.data)),
         )
     else:
         IdempotencyRecord.objects.filter(team=team, key=key).delete()

@@ -1,4 +1,4 @@
-"""Fixtures of the REST API tests: a linked team, keys of each role, and a client that sends a
+"""Fixtures of the REST API tests: a api_link team, keys of each role, and a client that sends a
 key the way an outside system does (`Authorization: Bearer <key>`)."""
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def key_for(team, user, role=Role.SENDER, name="Booking system"):
 
 
 @pytest.fixture
-def linked(emulator, team, alice, rc_user):
+def api_link(emulator, team, alice, rc_user):
     connection, number = link_sender(emulator, team, alice, rc_user)
     connection.shared_with_team = True
     connection.save()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 
 import pytest
-from django.test.utils import CaptureQueriesContext
 from django.db import connection as db_connection
+from django.test.utils import CaptureQueriesContext
 
 from messaging.inbox import sync as inbox_sync
 from messaging.models import (
@@ -21,19 +21,7 @@ from messaging.models import (
 )
 from messaging.sending.attempt import attempt
 from tests import media_samples
-from tests.api_fixtures import (  # noqa: F401 - fixtures
-    FROM,
-    PAT,
-    SAM,
-    ApiClient,
-    admin_api,
-    key_for,
-    linked,
-    outsider_api,
-    problem,
-    sender_api,
-    viewer_api,
-)
+from tests.api_fixtures import FROM, PAT, SAM, ApiClient, key_for, problem
 from tests.factories import make_message
 from tests.rc_fixtures import journal
 from tests.tracking_helpers import fresh_limits  # noqa: F401 - fixture
@@ -49,7 +37,7 @@ def sends(emu) -> list:
 
 
 def test_send_json_queues_one_message_per_recipient_as_the_keys_maker(
-    emulator, linked, sender_api, alice
+    emulator, api_link, sender_api, alice
 ):
     response = sender_api.post(
         "/api/v1/messages", {"from": FROM, "to": [PAT, SAM], "text": "See you at 10."}
@@ -68,7 +56,7 @@ def test_send_json_queues_one_message_per_recipient_as_the_keys_maker(
     assert len(sends(emulator)) == 2
 
 
-def test_send_group_makes_one_message(emulator, linked, sender_api):
+def test_send_group_makes_one_message(emulator, api_link, sender_api):
     response = sender_api.post(
         "/api/v1/messages", {"from": FROM, "to": [PAT, SAM], "text": "Hi all", "group": True}
     )
@@ -77,7 +65,7 @@ def test_send_group_makes_one_message(emulator, linked, sender_api):
     assert message["group"] is True and sorted(message["to"]) == [PAT, SAM]
 
 
-def test_send_multipart_with_a_photo_is_an_mms(emulator, linked, sender_api):
+def test_send_multipart_with_a_photo_is_an_mms(emulator, api_link, sender_api):
     photo = io.BytesIO(media_samples.png(80, 60))
     photo.name = "map.png"
     response = sender_api.post_form(
@@ -93,7 +81,7 @@ def test_send_multipart_with_a_photo_is_an_mms(emulator, linked, sender_api):
     assert "multipart" in (sent.header("Content-Type") or "").lower()
 
 
-def test_eleven_attachments_are_refused_by_the_compose_limits(emulator, linked, sender_api):
+def test_eleven_attachments_are_refused_by_the_compose_limits(emulator, api_link, sender_api):
     files = []
     for index in range(11):
         upload = io.BytesIO(media_samples.png(16, 16))
@@ -108,7 +96,7 @@ def test_eleven_attachments_are_refused_by_the_compose_limits(emulator, linked, 
     assert not OutboundMessage.objects.exists()
 
 
-def test_compose_rules_answer_422_with_field_errors(emulator, linked, sender_api):
+def test_compose_rules_answer_422_with_field_errors(emulator, api_link, sender_api):
     response = sender_api.post(
         "/api/v1/messages", {"from": "+15550000000", "to": ["not a number"], "text": "Hi"}
     )
@@ -131,7 +119,7 @@ def test_compose_rules_answer_422_with_field_errors(emulator, linked, sender_api
     ],
 )
 def test_wrong_types_and_unknown_fields_are_400_naming_the_field(
-    emulator, linked, sender_api, body, field
+    emulator, api_link, sender_api, body, field
 ):
     response = sender_api.post("/api/v1/messages", body)
     document = problem(response)
@@ -139,7 +127,7 @@ def test_wrong_types_and_unknown_fields_are_400_naming_the_field(
     assert field in document["errors"], document
 
 
-def test_a_body_that_is_not_json_is_a_400_problem(sender_api, linked):
+def test_a_body_that_is_not_json_is_a_400_problem(sender_api, api_link):
     response = sender_api.raw("post", "/api/v1/messages", b"{not json", "application/json")
     assert response.status_code == 400
     problem(response)
@@ -148,7 +136,7 @@ def test_a_body_that_is_not_json_is_a_400_problem(sender_api, linked):
     problem(response)
 
 
-def test_a_huge_body_is_refused_unread_with_413(sender_api, linked, settings):
+def test_a_huge_body_is_refused_unread_with_413(sender_api, api_link, settings):
     settings.API_MAX_JSON_BYTES = 1000
     body = b'{"from": "+16505550140", "to": ["+16505550150"], "text": "' + b"x" * 5000 + b'"}'
     response = sender_api.raw("post", "/api/v1/messages", body, "application/json")
@@ -156,7 +144,7 @@ def test_a_huge_body_is_refused_unread_with_413(sender_api, linked, settings):
     problem(response)
 
 
-def test_an_unsupported_media_type_is_415(sender_api, linked):
+def test_an_unsupported_media_type_is_415(sender_api, api_link):
     response = sender_api.raw("post", "/api/v1/messages", b"hello", "text/plain")
     assert response.status_code == 415
     problem(response)
@@ -171,7 +159,7 @@ def test_unknown_addresses_and_methods_are_problems_not_html(sender_api):
     problem(response)
 
 
-def test_send_at_is_not_available_yet(emulator, linked, sender_api):
+def test_send_at_is_not_available_yet(emulator, api_link, sender_api):
     response = sender_api.post(
         "/api/v1/messages",
         {"from": FROM, "to": [PAT], "text": "Later", "send_at": "2030-01-01T09:00:00Z"},
@@ -186,15 +174,15 @@ def test_send_at_is_not_available_yet(emulator, linked, sender_api):
     assert response.status_code == 201
 
 
-def test_a_viewers_key_cannot_send(emulator, linked, viewer_api):
+def test_a_viewers_key_cannot_send(emulator, api_link, viewer_api):
     response = viewer_api.post("/api/v1/messages", {"from": FROM, "to": [PAT], "text": "Hi"})
     assert response.status_code == 403
     problem(response)
     assert not OutboundMessage.objects.exists()
 
 
-def test_list_filters_and_cursor_pages(linked, sender_api, alice):
-    _, number = linked
+def test_list_filters_and_cursor_pages(api_link, sender_api, alice):
+    _, number = api_link
     first = make_message(number, alice, to=(PAT,), text="Reminder for Pat")
     make_message(number, alice, to=(SAM,), text="Reminder for Sam")
     failed = make_message(number, alice, to=(SAM,), text="Broken", status=MessageStatus.FAILED)
@@ -223,11 +211,11 @@ def test_list_filters_and_cursor_pages(linked, sender_api, alice):
         problem(response)
 
 
-def test_list_pages_with_a_cursor(linked, sender_api, alice):
+def test_list_pages_with_a_cursor(api_link, sender_api, alice):
     from messaging.outbox.paging import PAGE_SIZE
     from tests.factories import team_history
 
-    team = linked[0].team
+    team = api_link[0].team
     team_history(team, [alice], PAGE_SIZE + 5)
     page_one = sender_api.get("/api/v1/messages").json()
     assert len(page_one["results"]) == PAGE_SIZE and page_one["next"]
@@ -243,10 +231,10 @@ def _queries(api, path) -> int:
     return len(captured)
 
 
-def test_list_endpoints_cost_the_same_queries_for_3_or_30_rows(linked, sender_api, alice):
+def test_list_endpoints_cost_the_same_queries_for_3_or_30_rows(api_link, sender_api, alice):
     from messaging.contacts import book
 
-    _, number = linked
+    _, number = api_link
     team = number.connection.team
     paths = [
         "/api/v1/messages",
@@ -281,8 +269,8 @@ def test_list_endpoints_cost_the_same_queries_for_3_or_30_rows(linked, sender_ap
     assert few == many
 
 
-def test_read_a_message_with_its_recipients_statuses_and_reasons(linked, sender_api, alice):
-    _, number = linked
+def test_read_a_message_with_its_recipients_statuses_and_reasons(api_link, sender_api, alice):
+    _, number = api_link
     message = make_message(
         number,
         alice,
@@ -307,8 +295,8 @@ def test_read_a_message_with_its_recipients_statuses_and_reasons(linked, sender_
     ]
 
 
-def test_cancel_follows_the_outbox_rule(linked, sender_api, viewer_api, alice):
-    _, number = linked
+def test_cancel_follows_the_outbox_rule(api_link, sender_api, viewer_api, alice):
+    _, number = api_link
     message = make_message(number, alice, to=(PAT,))
 
     response = viewer_api.post(f"/api/v1/messages/{message.pk}/cancel")
@@ -321,11 +309,11 @@ def test_cancel_follows_the_outbox_rule(linked, sender_api, viewer_api, alice):
 
 
 def test_another_teams_ids_are_404_and_an_outsiders_key_reads_nothing(
-    emulator, linked, outsider_api, alice, team
+    emulator, api_link, outsider_api, alice, team
 ):
     from messaging.contacts import book
 
-    _, number = linked
+    _, number = api_link
     message = make_message(number, alice, to=(PAT,))
     contact = book.save(team, None, fields={"name": "Pat"}, numbers=[(PAT, "")], tag_names=[])
     conversation = Conversation.objects.create(
@@ -355,7 +343,7 @@ def test_another_teams_ids_are_404_and_an_outsiders_key_reads_nothing(
 # --- Sender numbers ------------------------------------------------------------------------------
 
 
-def test_sender_numbers_are_those_compose_offers(linked, sender_api, viewer_api):
+def test_sender_numbers_are_those_compose_offers(api_link, sender_api, viewer_api):
     numbers = [n["number"] for n in sender_api.get("/api/v1/sender-numbers").json()["results"]]
     assert FROM in numbers
     assert "+16505550143" not in numbers  # the fax number
@@ -366,8 +354,8 @@ def test_sender_numbers_are_those_compose_offers(linked, sender_api, viewer_api)
 
 
 @pytest.fixture
-def conversation(emulator, linked):
-    connection, _ = linked
+def conversation(emulator, api_link):
+    connection, _ = api_link
     inbox_sync.sync_connection(connection.pk)
     emulator.inbound(PAT, FROM, "Can I move my appointment?")
     inbox_sync.sync_connection(connection.pk)

@@ -13,15 +13,7 @@ from django.db import connection as db_connection
 
 from messaging.models import IdempotencyRecord, OutboundMessage
 from messaging.sending.attempt import attempt
-from tests.api_fixtures import (  # noqa: F401 - fixtures
-    FROM,
-    PAT,
-    SAM,
-    ApiClient,
-    linked,
-    problem,
-    sender_api,
-)
+from tests.api_fixtures import FROM, PAT, SAM, ApiClient, problem
 from tests.rc_fixtures import journal
 from tests.tracking_helpers import fresh_limits  # noqa: F401 - fixture
 
@@ -39,7 +31,7 @@ def send_all_queued() -> None:
         attempt(pk)
 
 
-def test_a_retry_with_the_same_key_replays_the_first_answer(emulator, linked, sender_api):
+def test_a_retry_with_the_same_key_replays_the_first_answer(emulator, api_link, sender_api):
     headers = {"Idempotency-Key": "booking-1234"}
     first = sender_api.post("/api/v1/messages", BODY, headers=headers)
     assert first.status_code == 201
@@ -54,7 +46,7 @@ def test_a_retry_with_the_same_key_replays_the_first_answer(emulator, linked, se
     assert len(sends(emulator)) == 1
 
 
-def test_the_same_key_with_another_body_is_422(emulator, linked, sender_api):
+def test_the_same_key_with_another_body_is_422(emulator, api_link, sender_api):
     headers = {"Idempotency-Key": "booking-1234"}
     assert sender_api.post("/api/v1/messages", BODY, headers=headers).status_code == 201
     other = sender_api.post("/api/v1/messages", {**BODY, "to": [SAM]}, headers=headers)
@@ -63,14 +55,14 @@ def test_the_same_key_with_another_body_is_422(emulator, linked, sender_api):
     assert OutboundMessage.objects.count() == 1
 
 
-def test_a_refused_request_frees_its_key(emulator, linked, sender_api):
+def test_a_refused_request_frees_its_key(emulator, api_link, sender_api):
     headers = {"Idempotency-Key": "k-1"}
     refused = sender_api.post("/api/v1/messages", {**BODY, "from": "+15550000000"}, headers=headers)
     assert refused.status_code == 422
     assert sender_api.post("/api/v1/messages", BODY, headers=headers).status_code == 201
 
 
-def test_a_retry_while_the_first_is_at_work_is_409(emulator, linked, sender_api, team):
+def test_a_retry_while_the_first_is_at_work_is_409(emulator, api_link, sender_api, team):
     IdempotencyRecord.objects.create(team=team, key="busy", fingerprint="0" * 64)
     response = sender_api.post("/api/v1/messages", BODY, headers={"Idempotency-Key": "busy"})
     # Another request's fingerprint: refused as a reuse, whatever its state.
@@ -88,11 +80,11 @@ def test_a_retry_while_the_first_is_at_work_is_409(emulator, linked, sender_api,
     assert OutboundMessage.objects.count() == 1
 
 
-def test_replies_are_idempotent_too(emulator, linked, sender_api):
+def test_replies_are_idempotent_too(emulator, api_link, sender_api):
     from messaging.inbox import sync as inbox_sync
     from messaging.models import Conversation
 
-    connection, _ = linked
+    connection, _ = api_link
     inbox_sync.sync_connection(connection.pk)
     emulator.inbound(PAT, FROM, "Are you open?")
     inbox_sync.sync_connection(connection.pk)
@@ -106,13 +98,15 @@ def test_replies_are_idempotent_too(emulator, linked, sender_api):
     assert OutboundMessage.objects.count() == 1
 
 
-def test_a_bad_key_is_a_400(linked, sender_api):
+def test_a_bad_key_is_a_400(api_link, sender_api):
     response = sender_api.post("/api/v1/messages", BODY, headers={"Idempotency-Key": "x" * 300})
     assert response.status_code == 400
     assert "Idempotency-Key" in problem(response)["errors"]
 
 
-def test_multipart_retries_with_another_boundary_are_the_same_request(emulator, linked, sender_api):
+def test_multipart_retries_with_another_boundary_are_the_same_request(
+    emulator, api_link, sender_api
+):
     import io
 
     from tests import media_samples
@@ -142,7 +136,7 @@ postgres_only = pytest.mark.skipif(
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_retries_with_the_same_key_create_and_send_one_message(
-    emulator, linked, sender_api
+    emulator, api_link, sender_api
 ):
     threads, answers = 8, []
     barrier = threading.Barrier(threads)

@@ -13,7 +13,7 @@ import pytest
 from messaging.models import OutboundMessage
 from messaging.sending.attempt import attempt
 from tests import media_samples
-from tests.api_fixtures import key_for, linked  # noqa: F401 - fixture
+from tests.api_fixtures import key_for
 from tests.rc_fixtures import journal
 from tests.tracking_helpers import fresh_limits  # noqa: F401 - fixture
 
@@ -29,15 +29,15 @@ def readme_example() -> str:
     return "\n".join(line.strip() for line in found.group(1).strip().splitlines())
 
 
+@pytest.mark.usefixtures("fresh_limits")
 @pytest.mark.django_db(transaction=True)
 def test_the_readme_curl_example_sends_an_mms(
     emulator,
-    linked,
+    api_link,
     team,
     alice,
     live_server,
     tmp_path,
-    fresh_limits,  # noqa: F811
 ):
     (tmp_path / "map.png").write_bytes(media_samples.png(120, 90))
     secret = key_for(team, alice).secret

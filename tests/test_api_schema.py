@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from messaging.models import Conversation, Role
-from tests.api_fixtures import FROM, PAT, key_for, linked  # noqa: F401 - fixture
+from tests.api_fixtures import FROM, PAT, key_for
 from tests.factories import make_message
 from tests.tracking_helpers import fresh_limits  # noqa: F401 - fixture
 
@@ -63,13 +63,13 @@ def _keep_the_test_connection():
 
 
 @pytest.fixture
-def secret(linked, team, alice, settings, fresh_limits):  # noqa: F811
+def secret(api_link, team, alice, settings, fresh_limits):  # noqa: F811
     """An admin key of a team with a link, a message, a contact and a conversation, so the
     generated ids sometimes name something."""
     from messaging.contacts import book
 
     settings.API_THROTTLE_RATE = "100000/min"
-    _, number = linked
+    _, number = api_link
     make_message(number, alice, to=(PAT,))
     book.save(team, None, fields={"name": "Pat"}, numbers=[(PAT, "")], tag_names=["north"])
     Conversation.objects.create(

@@ -509,3 +509,17 @@ def test_a_key_acts_with_the_lower_of_its_role_and_its_makers(team, dana):
     contact = api.post("/api/v1/contacts", {"name": "Pat", "numbers": [{"number": PAT}]}).json()
     Membership.objects.filter(team=team, user=dana).update(role=Role.SENDER)
     assert api.delete(f"/api/v1/contacts/{contact['id']}").status_code == 403
+
+
+def test_more_file_parts_than_django_reads_is_a_400_problem(api_link, sender_api):
+    files = []
+    for index in range(51):
+        upload = io.BytesIO(b"x")
+        upload.name = f"f{index}.txt"
+        files.append(upload)
+    response = sender_api.post_form(
+        "/api/v1/messages", {"from": FROM, "to": [PAT], "text": "x", "attachments": files}
+    )
+    assert response.status_code == 400
+    problem(response)
+    assert not OutboundMessage.objects.exists()

@@ -186,3 +186,15 @@ def test_purging_idempotency_keys_after_a_day(team):
     IdempotencyRecord.objects.create(team=team, key="new", fingerprint="x")
     assert purge_idempotency_keys() == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+
+
+def test_revoking_needs_an_admin_of_the_keys_team(team, alice, bob_client, charlie_client):
+    made = key_for(team, alice)
+    path = f"/teams/{team.slug}/api-keys/{made.api_key.pk}/revoke/"
+    assert bob_client.post(path).status_code == 403
+    assert charlie_client.post(path).status_code == 404
+    charlie_team = Membership.objects.get(user__email="charlie@example.com").team
+    charlie_path = f"/teams/{charlie_team.slug}/api-keys/{made.api_key.pk}/revoke/"
+    charlie_client.post(charlie_path)
+    assert ApiKey.objects.get().revoked_at is None
+    assert ApiClient(made.secret).get("/api/v1/messages").status_code == 200

@@ -456,6 +456,15 @@ def test_bad_contacts_are_400_naming_the_field(sender_api, body, field):
     assert not Contact.objects.exists()
 
 
+def test_a_patch_replacing_numbers_needs_each_number(sender_api):
+    created = sender_api.post("/api/v1/contacts", {"name": "Pat", "numbers": [{"number": PAT}]})
+    response = sender_api.patch(
+        f"/api/v1/contacts/{created.json()['id']}", {"numbers": [{"label": "mobile"}]}
+    )
+    assert response.status_code == 400
+    assert "numbers" in problem(response)["errors"]
+
+
 def test_a_viewer_reads_contacts_but_cannot_change_them(viewer_api):
     assert viewer_api.get("/api/v1/contacts").status_code == 200
     response = viewer_api.post("/api/v1/contacts", {"name": "Pat", "numbers": [{"number": PAT}]})

@@ -20,6 +20,9 @@ from tests.api_fixtures import ApiClient, key_for, problem
 
 
 def test_an_admin_makes_a_key_on_the_team_page_and_sees_it_once(alice_client, team):
+    assert (
+        f"/teams/{team.slug}/api-keys/" in alice_client.get(f"/teams/{team.slug}/").content.decode()
+    )
     page = alice_client.get(f"/teams/{team.slug}/api-keys/")
     assert page.status_code == 200
 

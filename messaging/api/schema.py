@@ -39,6 +39,10 @@ COMMON = {
 
 def add_problem_responses(result, generator, request, public):
     components = result.setdefault("components", {}).setdefault("schemas", {})
+    for name, component in components.items():
+        # Request bodies refuse fields they do not know (messaging/api/serializers.py: Strict).
+        if name.endswith("Request") and component.get("type") == "object":
+            component["additionalProperties"] = False
     components["Problem"] = PROBLEM
     content = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path_item in result.get("paths", {}).values():

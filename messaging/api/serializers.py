@@ -143,6 +143,9 @@ class ContactInSerializer(Strict):
     def validate(self, attrs):
         numbers = attrs.get("numbers")
         if numbers is not None:
+            # A partial change (PATCH) still replaces the numbers whole: each needs its number.
+            if any("number" not in entry for entry in numbers):
+                raise serializers.ValidationError({"numbers": ["Give each entry its number."]})
             seen, unique = set(), []
             for entry in numbers:
                 if entry["number"] not in seen:

@@ -98,6 +98,15 @@ def test_replies_are_idempotent_too(emulator, api_link, sender_api):
     assert OutboundMessage.objects.count() == 1
 
 
+def test_a_body_that_is_not_an_object_is_a_400_with_a_key_too(api_link, sender_api):
+    response = sender_api.raw(
+        "post", "/api/v1/messages", b"0.0", "application/json", headers={"Idempotency-Key": "k"}
+    )
+    assert response.status_code == 400
+    problem(response)
+    assert not IdempotencyRecord.objects.exists()
+
+
 def test_a_bad_key_is_a_400(api_link, sender_api):
     response = sender_api.post("/api/v1/messages", BODY, headers={"Idempotency-Key": "x" * 300})
     assert response.status_code == 400

@@ -32,12 +32,11 @@ MAX_KEY_LENGTH = 255
 def fingerprint(request) -> str:
     """SHA-256 of what the request asks for: method, path, fields, and each file's name and
     bytes (not the multipart framing, whose boundary a client may change between retries)."""
-    fields = {}
-    for name in sorted(request.data.keys()):
-        if name in request.FILES:
-            continue
-        values = request.data.getlist(name) if hasattr(request.data, "getlist") else None
-        fields[name] = values if values is not None else request.data[name]
+    data = request.data
+    if hasattr(data, "getlist"):  # a form: every value of each field, files apart
+        fields = {name: data.getlist(name) for name in data if name not in request.FILES}
+    else:  # JSON: whatever it holds (not always an object; the serializer says so later)
+        fields = data
     files = []
     for name in sorted(request.FILES.keys()):
         for upload in request.FILES.getlist(name):

@@ -47,6 +47,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
+from messaging.api import keys as api_keys
 from messaging.models import (
     Attachment,
     DraftAttachment,
@@ -220,6 +221,7 @@ class Acme:
     notes: list = None
     contacts: list = None
     imports: list = None
+    api_keys: list = None
 
     def values(self, route: Route) -> list[dict]:
         """Ways to fill `route` with Acme's objects: one dict per combination to request."""
@@ -238,6 +240,7 @@ class Acme:
             "key": [d.key for d in self.drafts],
             "token": [invitations.make_token(self.invitation)],
             "note_id": [n.pk for n in self.notes],
+            "key_id": [k.pk for k in self.api_keys],
         }
         # `pk` means a different model in each views module.
         by_module_pk = {
@@ -248,6 +251,17 @@ class Acme:
             "messaging.contacts.views.contacts": [c.pk for c in self.contacts],
             "messaging.contacts.views.imports": [j.pk for j in self.imports],
         }
+        # The API's views share one module: `pk` follows the view's resource.
+        api = "messaging.api.views.resources."
+        by_api_view = {
+            "Message": [m.pk for m in self.messages],
+            "Conversation": [c.pk for c in self.conversations],
+            "Contact": [c.pk for c in self.contacts],
+            "Import": [j.pk for j in self.imports],
+        }
+        if name == "pk" and route.view.startswith(api):
+            view = route.view[len(api) :]
+            return next(pks for prefix, pks in by_api_view.items() if view.startswith(prefix))
         if name == "pk" and module in by_module_pk:
             return by_module_pk[module]
         if name == "key" and module == "messaging.inbox.views":
@@ -354,6 +368,8 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
     markers += [ACME_RECEIVED_TEXT, ACME_NOTE, ACME_RECEIVED_FROM, received.file.name]
     contact, job = acme_contacts(team, alice_client)
     markers += [ACME_CONTACT, ACME_CONTACT_FILE, job.stored_name]
+    api_key = api_keys.create_key(owner, name="Acme booking system", role=Role.SENDER)
+    markers += ["Acme booking system", api_key.api_key.prefix, api_key.secret]
     return Acme(
         team=team,
         messages=[queued, failed],
@@ -369,6 +385,7 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
         notes=[note],
         contacts=[contact],
         imports=[job],
+        api_keys=[api_key.api_key],
     )
 
 

@@ -80,6 +80,27 @@ def test_a_retry_while_the_first_is_at_work_is_409(emulator, api_link, sender_ap
     assert OutboundMessage.objects.count() == 1
 
 
+def test_a_key_left_in_progress_by_a_lost_request_is_taken_over(
+    emulator, api_link, sender_api, team
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from messaging.api.idempotency import ABANDONED_AFTER
+
+    first = sender_api.post("/api/v1/messages", BODY, headers={"Idempotency-Key": "lost"})
+    assert first.status_code == 201
+    # As if its process had died before committing: nothing but the row in progress.
+    OutboundMessage.objects.all().delete()
+    IdempotencyRecord.objects.update(
+        state="in_progress", created_at=timezone.now() - ABANDONED_AFTER - timedelta(seconds=1)
+    )
+    again = sender_api.post("/api/v1/messages", BODY, headers={"Idempotency-Key": "lost"})
+    assert again.status_code == 201
+    assert OutboundMessage.objects.count() == 1
+
+
 def test_replies_are_idempotent_too(emulator, api_link, sender_api):
     from messaging.inbox import sync as inbox_sync
     from messaging.models import Conversation

@@ -7,6 +7,10 @@ answer is stored on the row and every later request with the same key and the sa
 gets it again, creating and sending nothing; the same key with another request is refused
 (422). An answer that is an error frees the key, so the fixed request may use it again. Keys
 are kept API_IDEMPOTENCY_HOURS (`purge_expired`, hourly).
+
+The work and the stored answer commit in one transaction, so a request whose process died
+half-way left nothing behind but its "in progress" row; a row still in progress after
+ABANDONED_AFTER (far longer than any request may take) is taken over by the next retry.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from messaging.models import IdempotencyRecord, IdempotencyState
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+ABANDONED_AFTER = timedelta(minutes=10)
 
 
 def fingerprint(request) -> str:
@@ -66,7 +71,8 @@ def key_of(request) -> str | None:
 
 def _claim(team, key: str, api_key, digest: str) -> IdempotencyRecord | None:
     """Insert the key's row (None: this request does the work) or return the one that exists."""
-    cutoff = timezone.now() - timedelta(hours=settings.API_IDEMPOTENCY_HOURS)
+    now = timezone.now()
+    cutoff = now - timedelta(hours=settings.API_IDEMPOTENCY_HOURS)
     for _ in range(2):
         try:
             with transaction.atomic():
@@ -78,8 +84,12 @@ def _claim(team, key: str, api_key, digest: str) -> IdempotencyRecord | None:
             existing = IdempotencyRecord.objects.filter(team=team, key=key).first()
             if existing is None:  # freed or purged meanwhile: try again
                 continue
-            if existing.created_at < cutoff:
-                existing.delete()
+            abandoned = (
+                existing.state == IdempotencyState.IN_PROGRESS
+                and existing.created_at < now - ABANDONED_AFTER
+            )
+            if existing.created_at < cutoff or abandoned:
+                IdempotencyRecord.objects.filter(pk=existing.pk, state=existing.state).delete()
                 continue
             return existing
     raise Problem(
@@ -112,18 +122,19 @@ def run_once(request, membership, work: Callable[[], Response]) -> Response:
         response["Idempotent-Replayed"] = "true"
         return response
     try:
-        response = work()
+        with transaction.atomic():
+            response = work()
+            if 200 <= response.status_code < 300:
+                IdempotencyRecord.objects.filter(team=team, key=key).update(
+                    state=IdempotencyState.DONE,
+                    status_code=response.status_code,
+                    # Stored as the client read it (times as text), replayed as it was.
+                    response=json.loads(JSONRenderer().render(response.data)),
+                )
     except BaseException:
         IdempotencyRecord.objects.filter(team=team, key=key).delete()
         raise
-    if 200 <= response.status_code < 300:
-        IdempotencyRecord.objects.filter(team=team, key=key).update(
-            state=IdempotencyState.DONE,
-            status_code=response.status_code,
-            # Stored as the client read it (times as text), to be replayed byte for byte.
-            response=json.loads(JSONRenderer().render(response.data)),
-        )
-    else:
+    if not 200 <= response.status_code < 300:
         IdempotencyRecord.objects.filter(team=team, key=key).delete()
     return response
 

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from messaging.models import ApiKey, Membership, Role
@@ -96,19 +96,20 @@ def find_key(secret: str) -> tuple[ApiKey, Membership] | None:
     None for a key that is unknown, revoked, or whose maker left the team."""
     if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
         return None
+    maker_role = Membership.objects.filter(
+        team_id=OuterRef("team_id"), user_id=OuterRef("created_by_id")
+    ).values("role")[:1]
+    # One query: the key, its team, its maker and the maker's role in the team now.
     api_key = (
         ApiKey.objects.select_related("team", "created_by")
+        .annotate(member_role=Subquery(maker_role))
         .filter(key_hash=digest(secret), revoked_at__isnull=True)
         .first()
     )
     if api_key is None or not api_key.created_by.is_active:
         return None
-    member_role = (
-        Membership.objects.filter(team_id=api_key.team_id, user_id=api_key.created_by_id)
-        .values_list("role", flat=True)
-        .first()
-    )
-    if member_role is None:
+    member_role = api_key.member_role
+    if member_role is None:  # the maker left the team
         return None
     acting = Membership(
         team=api_key.team,

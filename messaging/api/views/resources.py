@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import Http404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -113,6 +113,16 @@ def _number_param(view, name: str) -> str | None:
         return to_e164(value)
     except BadNumber as bad:
         raise Problem(400, str(bad), code="validation", errors={name: [str(bad)]}) from None
+
+
+def _created_messages(created) -> list:
+    """The messages just queued as the answer shows them (their author is on them already)."""
+    prefetch_related_objects(
+        created,
+        Prefetch("recipients", queryset=Recipient.objects.order_by("pk")),
+        Prefetch("attachments", queryset=Attachment.objects.order_by("position", "pk")),
+    )
+    return s.MessageOut(sorted(created, key=lambda m: m.pk), many=True).data
 
 
 def _created(response_data) -> Response:
@@ -210,9 +220,7 @@ class MessageList(ApiView):
             created = messages.send(
                 membership, serializer.validated_data, uploads, origin=origin_of(request)
             )
-            rows = _message_queryset(membership.team).filter(pk__in=[m.pk for m in created])
-            ordered = sorted(rows, key=lambda m: m.pk)
-            return _created({"messages": s.MessageOut(ordered, many=True).data})
+            return _created({"messages": _created_messages(created)})
 
         return idempotency.run_once(request, membership, work)
 
@@ -374,10 +382,7 @@ class ConversationReplies(ApiView):
                 uploads=request.FILES.getlist("attachments") if multipart else [],
                 origin=origin_of(request),
             )
-            rows = _message_queryset(membership.team).filter(pk__in=[m.pk for m in created])
-            return _created(
-                {"messages": s.MessageOut(sorted(rows, key=lambda m: m.pk), many=True).data}
-            )
+            return _created({"messages": _created_messages(created)})
 
         return idempotency.run_once(request, membership, work)
 

@@ -106,6 +106,26 @@ def test_bench_api(emulator, team, alice, rc_user, settings):
         "max": times[-1],
     }
 
+    # The same sends through the services alone (compose's checks, the outbox, the inbox's
+    # threading, the hand-off), without HTTP, authentication or serializers: the API's own share
+    # is the difference.
+    from messaging.api import messages as api_messages
+    from messaging.models import Membership
+
+    membership = Membership.objects.select_related("team", "user").get(team=team, user=alice)
+    service_times = []
+    for index in range(REQUESTS):
+        data = {"from": FROM, "to": [f"+1650553{index:04d}"], "text": "Your table is ready."}
+        started = time.perf_counter()
+        api_messages.send(membership, data, [], origin="")
+        service_times.append((time.perf_counter() - started) * 1000)
+    service_times.sort()
+    service = {
+        "p50": statistics.median(service_times),
+        "p95": service_times[int(len(service_times) * 0.95) - 1],
+        "max": service_times[-1],
+    }
+
     _fill(team, number, alice, 0, 10)
     few = {url: _queries(server, url) for url in LISTS}
     _fill(team, number, alice, 10, 190)
@@ -113,6 +133,7 @@ def test_bench_api(emulator, team, alice, rc_user, settings):
     assert few == many
 
     verdict = "meets" if send["p95"] <= TARGET_P95_MS else "misses"
+    load = os.getloadavg()[0]
     lines = [
         SECTION,
         "",
@@ -124,11 +145,18 @@ def test_bench_api(emulator, team, alice, rc_user, settings):
         "warm-up ones, server time in-process (key lookup, throttle, the compose checks, the "
         "transaction that creates the message, the hand-off to the broker):",
         "",
-        "| p50 | p95 | max |",
-        "|---:|---:|---:|",
-        f"| {send['p50']:.1f} ms | {send['p95']:.1f} ms | {send['max']:.1f} ms |",
+        "| | p50 | p95 | max |",
+        "|---|---:|---:|---:|",
+        f"| `POST /api/v1/messages` | {send['p50']:.1f} ms | {send['p95']:.1f} ms | "
+        f"{send['max']:.1f} ms |",
+        f"| the services alone (no HTTP, key or serializers) | {service['p50']:.1f} ms | "
+        f"{service['p95']:.1f} ms | {service['max']:.1f} ms |",
         "",
-        f"p95 {verdict} the target of {TARGET_P95_MS} ms.",
+        f"p95 {verdict} the target of {TARGET_P95_MS} ms (load average {load:.1f} on "
+        f"{os.cpu_count()} CPUs while measuring). Most of a send is the services every way of "
+        "sending shares (compose's checks, the outbox, the inbox threading the new message); "
+        "the API's own part (WSGI middleware, key, throttle, serializers, the answer) is the "
+        "difference between the two rows.",
         "",
         "Queries per list page (one page, the key's request included), with 10 and with 200 "
         "rows of each kind:",

@@ -312,6 +312,7 @@ def test_pages_for_members_pass_the_checks(page, sign_in, alice, team, office):
         "/contacts/new/",
         f"/contacts/{contact.pk}/",
         "/contacts/import/",
+        f"/teams/{team.slug}/api-keys/",
     ):
         check(page, path)
 

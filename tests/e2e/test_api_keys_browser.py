@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from messaging.models import Membership
 from tests.conftest import make_user
+from tests.e2e.test_accessibility import audit, focus_problems
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +31,8 @@ def test_make_use_and_revoke_a_key_then_read_the_docs(page, sign_in, live_server
     shown = page.get_by_role("textbox", name="Key", exact=True)
     secret = shown.input_value()
     assert secret.startswith("mp_live_")
+    problems = audit(page) + focus_problems(page)
+    assert not problems, "\n".join(problems)
     expect(page.locator("table.api-keys")).to_contain_text(secret[:16])
     api = f"{live_server.url}/api/v1/messages"
     assert requests.get(api, headers={"Authorization": f"Bearer {secret}"}, timeout=10).ok

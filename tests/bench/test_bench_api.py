@@ -153,10 +153,10 @@ def test_bench_api(emulator, team, alice, rc_user, settings):
         f"{service['p95']:.1f} ms | {service['max']:.1f} ms |",
         "",
         f"p95 {verdict} the target of {TARGET_P95_MS} ms (load average {load:.1f} on "
-        f"{os.cpu_count()} CPUs while measuring). Most of a send is the services every way of "
-        "sending shares (compose's checks, the outbox, the inbox threading the new message); "
-        "the API's own part (WSGI middleware, key, throttle, serializers, the answer) is the "
-        "difference between the two rows.",
+        f"{os.cpu_count()} CPUs while measuring). Most of a send is spent in the services every "
+        "way of sending shares (the second row: compose's checks, the outbox, the inbox "
+        "threading the new message); the API adds the WSGI middleware, the key, the throttle, "
+        "the serializers and the answer.",
         "",
         "Queries per list page (one page, the key's request included), with 10 and with 200 "
         "rows of each kind:",

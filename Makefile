@@ -46,9 +46,11 @@ chaos-ci: $(INSTALLED)
 	CHAOS=1 $(BIN)/python -m pytest tests/chaos -p no:cacheprovider -q -s $(PYTEST_ARGS)
 
 # The property tests (compose, uploads, webhooks, OAuth callback, invitation links) with 5,000
-# examples each instead of the suite's 100.
+# examples each instead of the suite's 100, and the REST API against its schema (schemathesis)
+# with 500 generated requests per operation instead of the suite's 6.
 fuzz: $(INSTALLED)
 	HYPOTHESIS_PROFILE=full $(BIN)/python -m pytest tests/test_fuzz_inputs.py tests/test_compose_fuzz.py -p no:cacheprovider -q $(PYTEST_ARGS)
+	API_FUZZ_EXAMPLES=500 $(BIN)/python -m pytest tests/test_api_schema.py -p no:cacheprovider -q $(PYTEST_ARGS)
 
 # 50 users for 60 s against gunicorn, workers and the emulator (tests/load); writes docs/reliability.md.
 load: $(INSTALLED)

@@ -1,8 +1,12 @@
 """URLs of the messaging app, each pointing into the room that owns it (docs/architecture.md).
 Names here are used by the layout's navigation."""
 
-from django.urls import path
+from django.urls import path, re_path
 
+from messaging.api import problems as api_problems
+from messaging.api.views import docs as api_docs
+from messaging.api.views import keys as api_key_views
+from messaging.api.views import resources as api
 from messaging.audit import views as audit_views
 from messaging.compose import views as compose_views
 from messaging.consent import views as consent_views
@@ -61,6 +65,12 @@ urlpatterns = [
         "teams/<slug:slug>/invitations/<int:invitation_id>/revoke/",
         team_views.invitation_revoke,
         name="invitation_revoke",
+    ),
+    path("teams/<slug:slug>/api-keys/", api_key_views.api_keys, name="api_keys"),
+    path(
+        "teams/<slug:slug>/api-keys/<int:key_id>/revoke/",
+        api_key_views.api_key_revoke,
+        name="api_key_revoke",
     ),
     path("invitations/<str:token>/", team_views.invitation_accept, name="invitation_accept"),
     # consent
@@ -167,6 +177,38 @@ urlpatterns = [
     path("contacts/<int:pk>/edit/", contact_views.contact_edit, name="contact_edit"),
     path("contacts/<int:pk>/merge/", contact_views.contact_merge, name="contact_merge"),
     path("contacts/<int:pk>/delete/", contact_views.contact_delete, name="contact_delete"),
+    # the REST API (messaging/api/)
+    path("api/v1/schema/", api_docs.Schema.as_view(), name="api_schema"),
+    path("api/v1/docs/", api_docs.Docs.as_view(url_name="api_schema"), name="api_docs"),
+    path("api/v1/messages", api.MessageList.as_view(), name="api_messages"),
+    path("api/v1/messages/<int:pk>", api.MessageDetail.as_view(), name="api_message"),
+    path("api/v1/messages/<int:pk>/cancel", api.MessageCancel.as_view(), name="api_cancel"),
+    path("api/v1/sender-numbers", api.SenderNumberList.as_view(), name="api_sender_numbers"),
+    path("api/v1/conversations", api.ConversationList.as_view(), name="api_conversations"),
+    path(
+        "api/v1/conversations/<int:pk>",
+        api.ConversationDetail.as_view(),
+        name="api_conversation",
+    ),
+    path(
+        "api/v1/conversations/<int:pk>/messages",
+        api.ConversationMessages.as_view(),
+        name="api_conversation_messages",
+    ),
+    path(
+        "api/v1/conversations/<int:pk>/replies",
+        api.ConversationReplies.as_view(),
+        name="api_conversation_replies",
+    ),
+    path("api/v1/contacts", api.ContactList.as_view(), name="api_contacts"),
+    path("api/v1/contacts/imports", api.ImportCreate.as_view(), name="api_contact_imports"),
+    path(
+        "api/v1/contacts/imports/<int:pk>",
+        api.ImportDetail.as_view(),
+        name="api_contact_import",
+    ),
+    path("api/v1/contacts/<int:pk>", api.ContactDetail.as_view(), name="api_contact"),
+    re_path(r"^api/", api_problems.not_found),
     # webhooks
     path("ringcentral/webhook/", webhook_views.ringcentral_webhook, name="ringcentral_webhook"),
 ]

@@ -99,6 +99,9 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
 ]
 
 MIDDLEWARE = [
@@ -442,6 +445,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": CONSENT_SYNC_INTERVAL,
         "options": {"expires": CONSENT_SYNC_INTERVAL},
     },
+    # The REST API (messaging/api/): Idempotency-Keys older than API_IDEMPOTENCY_HOURS.
+    "api-purge-idempotency-keys": {
+        "task": "messaging.tasks.purge_idempotency_keys",
+        "schedule": crontab(minute=23),
+        "options": {"expires": 3600.0},
+    },
     "tracking-renew-subscriptions": {
         "task": "messaging.tasks.renew_subscriptions",
         "schedule": 600.0,
@@ -460,6 +469,46 @@ CELERY_BEAT_SCHEDULE = {
 # Allow endpoints on private, loopback and link-local networks (a receiver on this host or its
 # network). Off, every address a URL resolves to must be public, when saved and at each delivery.
 HOOKS_ALLOW_PRIVATE_NETWORKS = env.bool("HOOKS_ALLOW_PRIVATE_NETWORKS", default=False)
+# --- The REST API (messaging/api/) -------------------------------------------------------------
+# Requests per API key, as DRF writes a rate ("120/min", "5000/hour"); over it the API answers 429
+# with Retry-After.
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="120/min")
+# Largest JSON body the API reads (a multipart body with files may be as large as compose takes,
+# COMPOSE_MAX_REQUEST_BYTES).
+API_MAX_JSON_BYTES = env.int("API_MAX_JSON_BYTES", default=1_000_000)
+# Hours an Idempotency-Key is remembered per team.
+API_IDEMPOTENCY_HOURS = env.int("API_IDEMPOTENCY_HOURS", default=24)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "messaging.api.auth.ApiKeyAuthentication",
+        "messaging.api.auth.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["messaging.api.auth.TeamMember"],
+    "DEFAULT_THROTTLE_CLASSES": ["messaging.api.auth.PerKeyThrottle"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "messaging.api.problems.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "mmsportal API",
+    "DESCRIPTION": "Send and read text messages, conversations and contacts of a team. "
+    "Authenticate with a team API key: `Authorization: Bearer <key>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "messaging.api.schema.add_problem_responses",
+    ],
+}
 
 # --- The inbox (messaging/inbox/) ---------------------------------------------------------------
 # Days of history (both directions) imported when a RingCentral user is linked.

@@ -135,6 +135,13 @@ def victor_client(victor, team):
     return client_for(Client, victor, team)
 
 
+from tests.api_fixtures import (  # noqa: E402, F401 - REST API fixtures
+    admin_api,
+    api_link,
+    outsider_api,
+    sender_api,
+    viewer_api,
+)
 from tests.rc_fixtures import emulator, rc_user  # noqa: E402, F401 - RingCentral emulator fixtures
 
 

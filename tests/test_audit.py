@@ -5,9 +5,11 @@ be changed or deleted, and the team admin's page with its filters, paging and CS
 from __future__ import annotations
 
 from datetime import timedelta
+from io import StringIO
 from types import SimpleNamespace
 
 import pytest
+from django.core.management import call_command
 from django.db import transaction
 from django.test import RequestFactory
 from django.utils import timezone
@@ -331,3 +333,32 @@ def test_viewers_and_senders_are_refused_and_outsiders_see_nothing_of_the_team(
 def test_an_anonymous_visitor_is_sent_to_sign_in(client, history):
     assert client.get("/team/audit/").status_code == 302
     assert client.get("/team/audit/export.csv").status_code == 302
+
+
+def test_api_keys_made_and_revoked_and_what_a_key_sends_are_recorded(
+    alice_client, alice, team, number
+):
+    from tests.api_fixtures import ApiClient
+
+    page = alice_client.post(
+        f"/teams/{team.slug}/api-keys/", {"name": "Booking system", "role": "sender"}
+    )
+    secret = page.content.decode().split('value="mp_live_')[1].split('"')[0]
+    made = only(AuditAction.API_KEY_CREATED)
+    assert (made.actor, made.target_label.startswith("Booking system")) == (alice, True)
+    assert made.details == {"role": "sender"}
+
+    sent = ApiClient("mp_live_" + secret).post(
+        "/api/v1/messages", {"from": number.phone_number, "to": ["+16505550123"], "text": "Hi"}
+    )
+    assert sent.status_code == 201, sent.content
+    queued = only(AuditAction.MESSAGE_QUEUED)
+    assert queued.api_key_prefix == made.target_label.split("(")[1][:16]
+    assert queued.actor == alice  # the key acts as its maker
+
+    key_id = made.target_id
+    assert alice_client.post(f"/teams/{team.slug}/api-keys/{key_id}/revoke/").status_code < 400
+    assert only(AuditAction.API_KEY_REVOKED).actor == alice
+
+    call_command("create_api_key", "--user", alice.email, "--team", team.slug, stdout=StringIO())
+    assert [e.actor for e in entries(AuditAction.API_KEY_CREATED)] == [alice, alice]

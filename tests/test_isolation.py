@@ -47,6 +47,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
+from messaging.api import keys as api_keys
 from messaging.hooks import delivery as hook_delivery
 from messaging.models import (
     Attachment,
@@ -227,6 +228,7 @@ class Acme:
     template_files: list = None
     webhooks: list = None
     deliveries: list = None
+    api_keys: list = None
 
     def values(self, route: Route) -> list[dict]:
         """Ways to fill `route` with Acme's objects: one dict per combination to request."""
@@ -247,6 +249,7 @@ class Acme:
             "note_id": [n.pk for n in self.notes],
             "file_pk": [f.pk for f in self.template_files],
             "delivery_id": [d.pk for d in self.deliveries],
+            "key_id": [k.pk for k in self.api_keys],
         }
         # `pk` means a different model in each views module.
         by_module_pk = {
@@ -261,6 +264,17 @@ class Acme:
             "messaging.compose.views": [t.pk for t in self.templates],
             "messaging.hooks.views": [w.pk for w in self.webhooks],
         }
+        # The API's views share one module: `pk` follows the view's resource.
+        api = "messaging.api.views.resources."
+        by_api_view = {
+            "Message": [m.pk for m in self.messages],
+            "Conversation": [c.pk for c in self.conversations],
+            "Contact": [c.pk for c in self.contacts],
+            "Import": [j.pk for j in self.imports],
+        }
+        if name == "pk" and route.view.startswith(api):
+            view = route.view[len(api) :]
+            return next(pks for prefix, pks in by_api_view.items() if view.startswith(prefix))
         if name == "pk" and module in by_module_pk:
             return by_module_pk[module]
         if name == "key" and module == "messaging.inbox.views":
@@ -371,6 +385,8 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
     markers += [ACME_TEMPLATE, ACME_TEMPLATE_FILE, template_file.file.name]
     webhook, delivery = acme_webhook(team, owner)
     markers += [ACME_WEBHOOK_URL, delivery.event_id]
+    api_key = api_keys.create_key(owner, name="Acme booking system", role=Role.SENDER)
+    markers += ["Acme booking system", api_key.api_key.prefix, api_key.secret]
     return Acme(
         team=team,
         messages=[queued, failed],
@@ -390,6 +406,7 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
         template_files=[template_file],
         webhooks=[webhook],
         deliveries=[delivery],
+        api_keys=[api_key.api_key],
     )
 
 

@@ -413,6 +413,10 @@ def submit(outgoing: Outgoing, *, origin: str = "") -> list[OutboundMessage]:
                 states.schedule(
                     [message.pk for message in created], outgoing.send_at, outgoing.schedule_zone
                 )
+                for message in created:  # callers show what they made as it is now
+                    message.refresh_from_db(
+                        fields=["status", "scheduled_for", "scheduled_zone", "next_attempt_at"]
+                    )
             else:
                 states.enqueue([message.pk for message in created])
             scheduled = {"send_at": outgoing.send_at.isoformat()} if outgoing.send_at else {}

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("messaging", "0014_contacts"),
+        ("messaging", "0015_api"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

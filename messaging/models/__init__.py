@@ -15,9 +15,11 @@ templates   MessageTemplate (personal or team, with its MissingPolicy) and Templ
 tracking    TrackingPace and WebhookSubscription (delivery reports)
 hooks       WebhookEndpoint, its WebhookDeliveries and their WebhookAttempts (outgoing webhooks)
 audit       AuditEntry (the append-only audit log) and its AuditAction catalogue
+api         ApiKey (a team's key for the REST API) and IdempotencyRecord
 ratelimit   RateLimitBucket and RateLimitGrant (the database rate limiter's state)
 """
 
+from .api import ApiKey, IdempotencyRecord, IdempotencyState
 from .audit import SYSTEM, AuditAction, AuditEntry, AuditEntryError
 from .consent import (
     EVERY_NUMBER,
@@ -81,6 +83,9 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "ApiKey",
+    "IdempotencyRecord",
+    "IdempotencyState",
     "ACCEPTED_STATUSES",
     "CLAIMABLE_STATUSES",
     "FINAL_STATUSES",

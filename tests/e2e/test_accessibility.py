@@ -319,6 +319,7 @@ def test_pages_for_members_pass_the_checks(page, sign_in, alice, team, office):
         "/templates/new/",
         f"/templates/{template.pk}/",
         f"/messages/{scheduled.pk}/",
+        f"/teams/{team.slug}/api-keys/",
     ):
         check(page, path)
 

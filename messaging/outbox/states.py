@@ -185,7 +185,8 @@ def _attempt_result(
     else:
         attempt.http_status = http_status
         attempt.rate_limit = rate_limit or {}
-    return [rows.prep(SendAttempt, f, getattr(attempt, f)) for f in _ATTEMPT_RESULT]
+    database = rows.database()
+    return [rows.prep(SendAttempt, f, getattr(attempt, f), database) for f in _ATTEMPT_RESULT]
 
 
 # 1. Enqueue ------------------------------------------------------------------------------------
@@ -260,19 +261,10 @@ def claim(message_id: int) -> tuple[OutboundMessage, SendAttempt] | None:
     """
     now = timezone.now()
     sql = _sql()
-    claiming = [
-        MessageStatus.SENDING,
-        rows.prep(OutboundMessage, "sending_since", now),
-        rows.prep(OutboundMessage, "updated_at", now),
-        message_id,
-        *CLAIMABLE_STATUSES,
-        rows.prep(OutboundMessage, "next_attempt_at", now),
-    ]
-    opening = [
-        rows.prep(SendAttempt, "started_at", now),
-        rows.prep(SendAttempt, "rate_limit", {}),
-        AttemptOutcome.IN_PROGRESS,
-    ]
+    # Every time column of the claim takes the same moment, prepared once.
+    at = rows.prep(OutboundMessage, "updated_at", now)
+    claiming = [MessageStatus.SENDING, at, at, message_id, *CLAIMABLE_STATUSES, at]
+    opening = [at, rows.prep(SendAttempt, "rate_limit", {}), AttemptOutcome.IN_PROGRESS]
     if sql.single_statement:
         # One statement in autocommit is committed when it returns. Inside a transaction,
         # Django's durable block refuses a caller's (and allows a test case's).
@@ -322,8 +314,7 @@ def _claimed(found: list, now) -> tuple[OutboundMessage, SendAttempt]:
             attachments = [rows.load(sql.attachment, row) for row in cursor.fetchall()]
     for item in [*recipients, *attachments]:
         type(item).message.field.set_cached_value(item, message)
-    rows.attach_prefetched(message, "recipients", recipients)
-    rows.attach_prefetched(message, "attachments", attachments)
+    rows.attach_prefetched(message, {"recipients": recipients, "attachments": attachments})
     attempt = SendAttempt(
         id=attempt_id, message=message, number=number, started_at=now, rate_limit={}
     )
@@ -348,8 +339,7 @@ def _load_for_sending(message: OutboundMessage) -> None:
     recipients = [rows.load(sql.recipient, row[width:]) for row in found]
     for item in [*recipients, *files]:
         type(item).message.field.set_cached_value(item, message)
-    rows.attach_prefetched(message, "recipients", recipients)
-    rows.attach_prefetched(message, "attachments", files)
+    rows.attach_prefetched(message, {"recipients": recipients, "attachments": files})
 
 
 def message_for_sending(message_id: int) -> OutboundMessage:
@@ -381,24 +371,14 @@ def record_success(
     now = timezone.now()
     sql = _sql()
     statuses = list(from_statuses)
-    values = [
-        MessageStatus.SENT,
-        now,
-        str(accepted.rc_message_id),
-        accepted.conversation_id or "",
-        None,
-        "",
-        "",
-        "",
-        now,
-    ]
-    fields = ("status", "sent_at", "rc_message_id", "rc_conversation_id", "next_attempt_at")
-    fields += ("error_code", "error_reason", "error_fix", "updated_at")
-    params = [rows.prep(OutboundMessage, f, v) for f, v in zip(fields, values, strict=True)]
+    # The values of `sql.accepted`'s columns: text as it is, the moment prepared once.
+    at = rows.prep(OutboundMessage, "sent_at", now)
+    rc_message_id, conversation_id = str(accepted.rc_message_id), accepted.conversation_id or ""
+    params = [MessageStatus.SENT, at, rc_message_id, conversation_id, None, "", "", "", at]
     # One UPDATE per status RingCentral gave (usually one for all); a recipient the answer
     # leaves out is queued at RingCentral like the rest.
     numbers_by_status = defaultdict(list)
-    for recipient in message.recipients.all():
+    for recipient in rows.prefetched(message, "recipients"):
         rc_status = accepted.recipient_statuses.get(recipient.phone_number)
         status = _RECIPIENT_STATUS_FROM_RC.get(rc_status, RecipientStatus.QUEUED)
         numbers_by_status[status].append(recipient.phone_number)

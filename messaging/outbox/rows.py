@@ -32,6 +32,7 @@ class Columns:
         self.columns = [
             quote(model._meta.get_field(_field_name(model, f)).column) for f in self.fields
         ]
+        self.key = (model, tuple(self.fields))
 
     def select_list(self, alias: str = "") -> str:
         prefix = f"{alias}." if alias else ""
@@ -60,9 +61,10 @@ def database():
 
 
 @cache
-def _converters(model: type[Model], fields: tuple[str, ...], vendor: str):
+def _converters(key: tuple[type[Model], tuple[str, ...]], vendor: str):
     """The fields whose values the ORM converts when read from this backend: (position,
     column, converters) for each; the other values are used as the driver gives them."""
+    model, fields = key
     connection = database()
     result = []
     for position, attname in enumerate(fields):
@@ -74,13 +76,12 @@ def _converters(model: type[Model], fields: tuple[str, ...], vendor: str):
     return result
 
 
-def load(columns: Columns, row: Sequence) -> Model:
-    """A model instance from `row` (values in `columns.fields` order), as the ORM makes it."""
-    connection = database()
+def load(columns: Columns, row: Sequence, connection=None) -> Model:
+    """A model instance from `row` (values in `columns.fields` order), as the ORM makes it;
+    `connection`, when the caller has it, spares looking it up again."""
+    connection = connection or database()
     values = list(row)
-    for position, column, funcs in _converters(
-        columns.model, tuple(columns.fields), connection.vendor
-    ):
+    for position, column, funcs in _converters(columns.key, connection.vendor):
         value = values[position]
         for convert in funcs:
             value = convert(value, column, connection)

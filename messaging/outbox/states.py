@@ -262,7 +262,7 @@ def claim(message_id: int) -> tuple[OutboundMessage, SendAttempt] | None:
     now = timezone.now()
     sql = _sql()
     # Every time column of the claim takes the same moment, prepared once.
-    at = rows.prep(OutboundMessage, "updated_at", now)
+    at = rows.prep(OutboundMessage, "updated_at", now, rows.database())
     claiming = [MessageStatus.SENDING, at, at, message_id, *CLAIMABLE_STATUSES, at]
     opening = [at, rows.prep(SendAttempt, "rate_limit", {}), AttemptOutcome.IN_PROGRESS]
     if sql.single_statement:
@@ -295,23 +295,25 @@ def _claimed(found: list, now) -> tuple[OutboundMessage, SendAttempt]:
     whether the team holds an opt-out for the recipient's number (`none_opted_out` on the
     message when no row says so: `refuse_opted_out` then has nothing to ask)."""
     sql = _sql()
+    database = rows.database()
     first = found[0]
     width = len(sql.message.fields)
-    message = rows.load(sql.message, first[:width])
+    message = rows.load(sql.message, first[:width], database)
     attempt_id, number, files = first[width : width + 3]
     start = width + 3
-    linked = rows.load(sql.connection, first[start : start + len(sql.connection.fields)])
-    start += len(sql.connection.fields)
+    connection_end = start + len(sql.connection.fields)
+    linked = rows.load(sql.connection, first[start:connection_end], database)
+    start = connection_end
     OutboundMessage.connection.field.set_cached_value(message, linked)
     recipients = [
-        rows.load(sql.recipient, row[start:-1]) for row in found if row[start] is not None
+        rows.load(sql.recipient, row[start:-1], database) for row in found if row[start] is not None
     ]
     message.none_opted_out = not any(row[-1] for row in found)
     attachments = []
     if files:
         with connection.cursor() as cursor:
             cursor.execute(sql.attachments, [message.pk])
-            attachments = [rows.load(sql.attachment, row) for row in cursor.fetchall()]
+            attachments = [rows.load(sql.attachment, row, database) for row in cursor.fetchall()]
     for item in [*recipients, *attachments]:
         type(item).message.field.set_cached_value(item, message)
     rows.attach_prefetched(message, {"recipients": recipients, "attachments": attachments})
@@ -372,7 +374,8 @@ def record_success(
     sql = _sql()
     statuses = list(from_statuses)
     # The values of `sql.accepted`'s columns: text as it is, the moment prepared once.
-    at = rows.prep(OutboundMessage, "sent_at", now)
+    database = rows.database()
+    at = rows.prep(OutboundMessage, "sent_at", now, database)
     rc_message_id, conversation_id = str(accepted.rc_message_id), accepted.conversation_id or ""
     params = [MessageStatus.SENT, at, rc_message_id, conversation_id, None, "", "", "", at]
     # One UPDATE per status RingCentral gave (usually one for all); a recipient the answer

@@ -121,6 +121,12 @@ def test_on_demand_prefetch_gives_way_to_changes_of_the_relation(message, number
     assert [r.phone_number for r in rows.prefetched(again, "recipients")] == ["+16505550114"]
     again._prefetched_objects_cache["recipients"] = again.recipients.none()
     assert rows.prefetched(again, "recipients") == []
+    # Refreshing the relation alone drops it (`del`), and the next read asks the database.
+    third, _ = outbox.claim(make_message(number, alice, to=("+16505550116",)).pk)
+    Recipient.objects.filter(message=third).update(phone_number="+16505550117")
+    third.refresh_from_db(fields=["recipients"])
+    assert "recipients" not in third._prefetched_objects_cache
+    assert [r.phone_number for r in rows.prefetched(third, "recipients")] == ["+16505550117"]
 
 
 @pytest.mark.django_db(transaction=True)  # as in a worker: no transaction around the claim

@@ -167,6 +167,10 @@ class PrefetchedOnDemand(dict):
         self._pending.pop(key, None)  # replaced, as by a later prefetch_related
         dict.__setitem__(self, key, value)
 
+    def clear(self) -> None:
+        self._pending.clear()
+        dict.clear(self)
+
     def __contains__(self, key) -> bool:
         return key in self._pending or dict.__contains__(self, key)
 

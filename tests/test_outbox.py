@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core import mail
 from django.db import IntegrityError, close_old_connections, transaction
 from django.db import connection as db_connection
+from django.db.models import prefetch_related_objects
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -17,9 +18,11 @@ from messaging.models import (
     AttemptOutcome,
     MessageStatus,
     OutboundMessage,
+    Recipient,
     RecipientStatus,
     SendAttempt,
 )
+from messaging.outbox import rows
 from messaging.outbox import states as outbox
 from tests.factories import make_connection, make_message, make_number, team_history
 from tests.plans import plan_without_seqscan
@@ -78,6 +81,53 @@ def test_a_claim_brings_what_the_send_reads_without_another_query(message, numbe
     assert len(queries) == 0
     stored = SendAttempt.objects.get(pk=attempt.pk)
     assert (stored.number, stored.outcome, stored.message_id) == (1, "in_progress", message.pk)
+
+
+def test_a_claimed_messages_related_rows_behave_as_the_orms(message, number, alice):
+    # Another message to one of the same numbers: nothing of it may leak into this one's rows.
+    other = make_message(number, alice, to=("+16505550111",))
+    claimed, _ = outbox.claim(message.pk)
+    with CaptureQueriesContext(db_connection) as queries:
+        numbers = [r.phone_number for r in rows.prefetched(claimed, "recipients")]
+        assert numbers == ["+16505550111", "+16505550112"]
+        assert rows.prefetched(claimed, "attachments") == []
+    assert len(queries) == 0  # read by the claim
+    # A filter is the ORM's, on this message's rows only.
+    matching = claimed.recipients.filter(phone_number="+16505550111")
+    assert [r.message_id for r in matching] == [message.pk]
+    assert claimed.recipients.count() == 2
+    assert other.recipients.get().message_id == other.pk
+    # What prefetch_related leaves and what refresh_from_db clears work as for any instance.
+    with CaptureQueriesContext(db_connection) as queries:
+        assert "recipients" in claimed._prefetched_objects_cache
+        assert [r.phone_number for r in claimed.recipients.all()] == numbers
+    assert len(queries) == 0
+    claimed.refresh_from_db()
+    with CaptureQueriesContext(db_connection) as queries:
+        assert [r.phone_number for r in rows.prefetched(claimed, "recipients")] == numbers
+    assert len(queries) == 1
+
+
+def test_on_demand_prefetch_gives_way_to_changes_of_the_relation(message, number, alice):
+    claimed, _ = outbox.claim(message.pk)
+    # Adding a related row forgets the rows read with the message, as after prefetch_related.
+    claimed.recipients.create(phone_number="+16505550113")
+    numbers = ["+16505550111", "+16505550112", "+16505550113"]
+    assert [r.phone_number for r in rows.prefetched(claimed, "recipients")] == numbers
+    assert [r.phone_number for r in claimed.recipients.all()] == numbers
+    # A later prefetch_related replaces what the claim read.
+    again, _ = outbox.claim(make_message(number, alice, to=("+16505550114",)).pk)
+    Recipient.objects.filter(message=again).update(phone_number="+16505550115")
+    prefetch_related_objects([again], "recipients")
+    assert [r.phone_number for r in rows.prefetched(again, "recipients")] == ["+16505550114"]
+    again._prefetched_objects_cache["recipients"] = again.recipients.none()
+    assert rows.prefetched(again, "recipients") == []
+    # Refreshing the relation alone drops it (`del`), and the next read asks the database.
+    third, _ = outbox.claim(make_message(number, alice, to=("+16505550116",)).pk)
+    Recipient.objects.filter(message=third).update(phone_number="+16505550117")
+    third.refresh_from_db(fields=["recipients"])
+    assert "recipients" not in third._prefetched_objects_cache
+    assert [r.phone_number for r in rows.prefetched(third, "recipients")] == ["+16505550117"]
 
 
 @pytest.mark.django_db(transaction=True)  # as in a worker: no transaction around the claim

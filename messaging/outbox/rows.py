@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db import connection as default_connection
 from django.db.models import Model
 
@@ -31,6 +32,7 @@ class Columns:
         self.columns = [
             quote(model._meta.get_field(_field_name(model, f)).column) for f in self.fields
         ]
+        self.key = (model, tuple(self.fields))
 
     def select_list(self, alias: str = "") -> str:
         prefix = f"{alias}." if alias else ""
@@ -52,25 +54,34 @@ def _field(model: type[Model], attname: str):
     raise LookupError(f"{model.__name__} has no column {attname!r}")
 
 
+def database():
+    """The default database's connection object itself. `django.db.connection` looks it up
+    again (a context-local read) on every attribute, which the loops below would pay per value."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
 @cache
-def _converters(model: type[Model], fields: tuple[str, ...], vendor: str):
-    """Per field, the converters the ORM would apply to a value read from this backend."""
-    connection = default_connection
+def _converters(key: tuple[type[Model], tuple[str, ...]], vendor: str):
+    """The fields whose values the ORM converts when read from this backend: (position,
+    column, converters) for each; the other values are used as the driver gives them."""
+    model, fields = key
+    connection = database()
     result = []
-    for attname in fields:
+    for position, attname in enumerate(fields):
         field = model._meta.get_field(_field_name(model, attname))
         column = field.get_col(model._meta.db_table)
         funcs = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-        result.append((column, funcs))
+        if funcs:
+            result.append((position, column, funcs))
     return result
 
 
-def load(columns: Columns, row: Sequence) -> Model:
-    """A model instance from `row` (values in `columns.fields` order), as the ORM makes it."""
-    connection = default_connection
+def load(columns: Columns, row: Sequence, connection=None) -> Model:
+    """A model instance from `row` (values in `columns.fields` order), as the ORM makes it;
+    `connection`, when the caller has it, spares looking it up again."""
+    connection = connection or database()
     values = list(row)
-    converters = _converters(columns.model, tuple(columns.fields), connection.vendor)
-    for position, (column, funcs) in enumerate(converters):
+    for position, column, funcs in _converters(columns.key, connection.vendor):
         value = values[position]
         for convert in funcs:
             value = convert(value, column, connection)
@@ -83,17 +94,122 @@ def load(columns: Columns, row: Sequence) -> Model:
     return model.from_db(connection.alias, columns.fields, values)
 
 
-def prep(model: type[Model], field: str, value):
-    """`value` as the database takes it for `model.field` (JSON, dates, …)."""
-    return _field(model, field).get_db_prep_save(value, default_connection)
+def prep(model: type[Model], field: str, value, connection=None):
+    """`value` as the database takes it for `model.field` (JSON, dates, …); `connection`, when
+    the caller has it, spares looking it up again."""
+    return _field(model, field).get_db_prep_save(value, connection or database())
 
 
-def attach_prefetched(instance: Model, name: str, related: list[Model]) -> None:
-    """Make `instance.<name>.all()` answer `related` without a query, as `prefetch_related`
-    leaves it."""
-    queryset = getattr(instance, name).get_queryset()
-    queryset._result_cache = related
-    queryset._prefetch_done = True
-    if not hasattr(instance, "_prefetched_objects_cache"):
-        instance._prefetched_objects_cache = {}
-    instance._prefetched_objects_cache[getattr(type(instance), name).rel.cache_name] = queryset
+def attach_prefetched(instance: Model, related: dict[str, list[Model]]) -> None:
+    """Make `instance.<name>.all()` answer `related[name]` without a query, as
+    `prefetch_related` leaves it.
+
+    Making the related querysets costs more than the rest of reading a message for sending,
+    and the send path reads the rows through `prefetched` instead: the querysets are made
+    when something first asks for one (`PrefetchedOnDemand`), each filtered on the instance
+    like any related manager's, so a `.filter()` on one stays within the instance's rows.
+    """
+    by_cache_name = {
+        getattr(type(instance), name).rel.cache_name: (name, rows) for name, rows in related.items()
+    }
+    instance._prefetched_objects_cache = PrefetchedOnDemand(instance, by_cache_name)
+
+
+def prefetched(instance: Model, name: str) -> list[Model]:
+    """The rows `attach_prefetched` gave `instance` for `name`, or else
+    `instance.<name>.all()` as a list."""
+    cache = getattr(instance, "_prefetched_objects_cache", None)
+    if isinstance(cache, PrefetchedOnDemand):
+        rows = cache.pending_rows(getattr(type(instance), name).rel.cache_name)
+        if rows is not None:
+            return rows
+    return list(getattr(instance, name).all())
+
+
+class PrefetchedOnDemand(dict):
+    """An instance's `_prefetched_objects_cache` whose querysets are made on first use.
+
+    Django reads the cache with `[name]` (a related manager's `get_queryset`), `in`, `get`,
+    `pop` and `del`; the first makes only the queryset asked for, every other access makes
+    them all first, so the dict then behaves exactly as the one `prefetch_related` fills.
+    """
+
+    def __init__(self, instance: Model, pending: dict[str, tuple[str, list[Model]]]):
+        super().__init__()
+        self._instance = instance
+        self._pending = pending
+
+    def pending_rows(self, cache_name: str) -> list[Model] | None:
+        """The rows cached under `cache_name`, whether its queryset was made yet or not."""
+        if dict.__contains__(self, cache_name):
+            return dict.__getitem__(self, cache_name)._result_cache
+        entry = self._pending.get(cache_name)
+        return entry[1] if entry is not None else None
+
+    def __missing__(self, cache_name: str):
+        self._make(cache_name)
+        return dict.__getitem__(self, cache_name)
+
+    def _make(self, cache_name: str) -> None:
+        name, rows = self._pending.pop(cache_name)
+        # Not pending any more, so the manager finds nothing cached and builds the queryset
+        # filtered on the instance, as it would for a query.
+        queryset = getattr(self._instance, name).get_queryset()
+        queryset._result_cache = rows
+        queryset._prefetch_done = True
+        dict.__setitem__(self, cache_name, queryset)
+
+    def _make_all(self) -> None:
+        for cache_name in list(self._pending):
+            self._make(cache_name)
+
+    def __setitem__(self, key, value) -> None:
+        self._pending.pop(key, None)  # replaced, as by a later prefetch_related
+        dict.__setitem__(self, key, value)
+
+    def clear(self) -> None:
+        self._pending.clear()
+        dict.clear(self)
+
+    def __contains__(self, key) -> bool:
+        return key in self._pending or dict.__contains__(self, key)
+
+    def get(self, key, default=None):
+        self._make_all()
+        return dict.get(self, key, default)
+
+    def pop(self, key, *default):
+        self._make_all()
+        return dict.pop(self, key, *default)
+
+    def __delitem__(self, key) -> None:
+        self._make_all()
+        dict.__delitem__(self, key)
+
+    def __iter__(self):
+        self._make_all()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        return len(self._pending) + dict.__len__(self)
+
+    def keys(self):
+        self._make_all()
+        return dict.keys(self)
+
+    def values(self):
+        self._make_all()
+        return dict.values(self)
+
+    def items(self):
+        self._make_all()
+        return dict.items(self)
+
+    def copy(self) -> dict:
+        self._make_all()
+        return dict(dict.items(self))
+
+    def __reduce__(self):
+        # Pickled (a cached model instance) as the plain dict it stands for.
+        self._make_all()
+        return (dict, (dict(dict.items(self)),))

@@ -145,6 +145,7 @@ class SendPathSql:
             f"closed AS ({self.finish_attempt} AND EXISTS (SELECT 1 FROM done) RETURNING 1) "
             "SELECT COUNT(*) FROM done"
         )
+        self._accepted_whole_by_count: dict[int, str] = {}
         self.recipients_status = (
             f"UPDATE {r.table} SET {r.column('status')} = %s WHERE {r.column('message_id')} = %s"
         )
@@ -154,4 +155,8 @@ class SendPathSql:
         return self.accepted + "(" + ", ".join(["%s"] * statuses) + ")"
 
     def accepted_whole_for(self, statuses: int) -> str:
-        return self._accepted_whole.replace("{accepted}", self.accepted_for(statuses))
+        written = self._accepted_whole_by_count.get(statuses)
+        if written is None:
+            written = self._accepted_whole.replace("{accepted}", self.accepted_for(statuses))
+            self._accepted_whole_by_count[statuses] = written
+        return written

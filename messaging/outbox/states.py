@@ -187,7 +187,8 @@ def _attempt_result(
     else:
         attempt.http_status = http_status
         attempt.rate_limit = rate_limit or {}
-    return [rows.prep(SendAttempt, f, getattr(attempt, f)) for f in _ATTEMPT_RESULT]
+    database = rows.database()
+    return [rows.prep(SendAttempt, f, getattr(attempt, f), database) for f in _ATTEMPT_RESULT]
 
 
 # 1. Enqueue ------------------------------------------------------------------------------------
@@ -262,19 +263,10 @@ def claim(message_id: int) -> tuple[OutboundMessage, SendAttempt] | None:
     """
     now = timezone.now()
     sql = _sql()
-    claiming = [
-        MessageStatus.SENDING,
-        rows.prep(OutboundMessage, "sending_since", now),
-        rows.prep(OutboundMessage, "updated_at", now),
-        message_id,
-        *CLAIMABLE_STATUSES,
-        rows.prep(OutboundMessage, "next_attempt_at", now),
-    ]
-    opening = [
-        rows.prep(SendAttempt, "started_at", now),
-        rows.prep(SendAttempt, "rate_limit", {}),
-        AttemptOutcome.IN_PROGRESS,
-    ]
+    # Every time column of the claim takes the same moment, prepared once.
+    at = rows.prep(OutboundMessage, "updated_at", now, rows.database())
+    claiming = [MessageStatus.SENDING, at, at, message_id, *CLAIMABLE_STATUSES, at]
+    opening = [at, rows.prep(SendAttempt, "rate_limit", {}), AttemptOutcome.IN_PROGRESS]
     if sql.single_statement:
         # One statement in autocommit is committed when it returns. Inside a transaction,
         # Django's durable block refuses a caller's (and allows a test case's).
@@ -305,27 +297,28 @@ def _claimed(found: list, now) -> tuple[OutboundMessage, SendAttempt]:
     whether the team holds an opt-out for the recipient's number (`none_opted_out` on the
     message when no row says so: `refuse_opted_out` then has nothing to ask)."""
     sql = _sql()
+    database = rows.database()
     first = found[0]
     width = len(sql.message.fields)
-    message = rows.load(sql.message, first[:width])
+    message = rows.load(sql.message, first[:width], database)
     attempt_id, number, files = first[width : width + 3]
     start = width + 3
-    linked = rows.load(sql.connection, first[start : start + len(sql.connection.fields)])
-    start += len(sql.connection.fields)
+    connection_end = start + len(sql.connection.fields)
+    linked = rows.load(sql.connection, first[start:connection_end], database)
+    start = connection_end
     OutboundMessage.connection.field.set_cached_value(message, linked)
     recipients = [
-        rows.load(sql.recipient, row[start:-1]) for row in found if row[start] is not None
+        rows.load(sql.recipient, row[start:-1], database) for row in found if row[start] is not None
     ]
     message.none_opted_out = not any(row[-1] for row in found)
     attachments = []
     if files:
         with connection.cursor() as cursor:
             cursor.execute(sql.attachments, [message.pk])
-            attachments = [rows.load(sql.attachment, row) for row in cursor.fetchall()]
+            attachments = [rows.load(sql.attachment, row, database) for row in cursor.fetchall()]
     for item in [*recipients, *attachments]:
         type(item).message.field.set_cached_value(item, message)
-    rows.attach_prefetched(message, "recipients", recipients)
-    rows.attach_prefetched(message, "attachments", attachments)
+    rows.attach_prefetched(message, {"recipients": recipients, "attachments": attachments})
     attempt = SendAttempt(
         id=attempt_id, message=message, number=number, started_at=now, rate_limit={}
     )
@@ -350,8 +343,7 @@ def _load_for_sending(message: OutboundMessage) -> None:
     recipients = [rows.load(sql.recipient, row[width:]) for row in found]
     for item in [*recipients, *files]:
         type(item).message.field.set_cached_value(item, message)
-    rows.attach_prefetched(message, "recipients", recipients)
-    rows.attach_prefetched(message, "attachments", files)
+    rows.attach_prefetched(message, {"recipients": recipients, "attachments": files})
 
 
 def message_for_sending(message_id: int) -> OutboundMessage:
@@ -383,24 +375,15 @@ def record_success(
     now = timezone.now()
     sql = _sql()
     statuses = list(from_statuses)
-    values = [
-        MessageStatus.SENT,
-        now,
-        str(accepted.rc_message_id),
-        accepted.conversation_id or "",
-        None,
-        "",
-        "",
-        "",
-        now,
-    ]
-    fields = ("status", "sent_at", "rc_message_id", "rc_conversation_id", "next_attempt_at")
-    fields += ("error_code", "error_reason", "error_fix", "updated_at")
-    params = [rows.prep(OutboundMessage, f, v) for f, v in zip(fields, values, strict=True)]
+    # The values of `sql.accepted`'s columns: text as it is, the moment prepared once.
+    database = rows.database()
+    at = rows.prep(OutboundMessage, "sent_at", now, database)
+    rc_message_id, conversation_id = str(accepted.rc_message_id), accepted.conversation_id or ""
+    params = [MessageStatus.SENT, at, rc_message_id, conversation_id, None, "", "", "", at]
     # One UPDATE per status RingCentral gave (usually one for all); a recipient the answer
     # leaves out is queued at RingCentral like the rest.
     numbers_by_status = defaultdict(list)
-    for recipient in message.recipients.all():
+    for recipient in rows.prefetched(message, "recipients"):
         rc_status = accepted.recipient_statuses.get(recipient.phone_number)
         status = _RECIPIENT_STATUS_FROM_RC.get(rc_status, RecipientStatus.QUEUED)
         numbers_by_status[status].append(recipient.phone_number)

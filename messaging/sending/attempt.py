@@ -19,7 +19,7 @@ from django.utils import timezone
 from messaging.core import streaming
 from messaging.links.tokens import client_for
 from messaging.models import CLAIMABLE_STATUSES, Attachment, MessageStatus, OutboundMessage
-from messaging.outbox import states
+from messaging.outbox import rows, states
 from messaging.ringcentral import errors, limits, multipart
 from messaging.sending import ratelimit
 
@@ -163,9 +163,9 @@ def wire_message(message: OutboundMessage) -> tuple:
     storage = Attachment._meta.get_field("file").storage
     files = [
         StreamedAttachment(storage, a.file.name, a.original_name, a.content_type, a.size)
-        for a in message.attachments.all()
+        for a in rows.prefetched(message, "attachments")
     ]
-    recipients = [recipient.phone_number for recipient in message.recipients.all()]
+    recipients = [recipient.phone_number for recipient in rows.prefetched(message, "recipients")]
     return message.from_number, recipients, message.text, files
 
 

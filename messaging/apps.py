@@ -11,6 +11,8 @@ class MessagingConfig(AppConfig):
         # hands queued messages to the sending room's task; delivery tracking and the inbox
         # follow the life of each RingCentral link (and the inbox the outbox's new messages)
         # through signals; tracking hands instant-message deliveries to the inbox.
+        from messaging.campaigns import running as campaign_running
+        from messaging.campaigns import tasks as campaign_tasks
         from messaging.inbox import instant
         from messaging.inbox import receivers as inbox_receivers  # noqa: F401 - connects them
         from messaging.outbox import handoff
@@ -21,5 +23,7 @@ class MessagingConfig(AppConfig):
         )
 
         handoff.register(sending_tasks.send_soon)
+        # A started or resumed campaign releases its first messages at once, in a worker.
+        campaign_running.register_feed_soon(campaign_tasks.feed_soon)
         webhooks.register_instant_handler(instant.receive)
         webhooks.register_changes_handler(instant.changes_announced)

@@ -3,6 +3,7 @@ Names here are used by the layout's navigation."""
 
 from django.urls import path
 
+from messaging.campaigns import views as campaign_views
 from messaging.compose import views as compose_views
 from messaging.consent import views as consent_views
 from messaging.contacts.views import contacts as contact_views
@@ -134,6 +135,19 @@ urlpatterns = [
     path("contacts/<int:pk>/edit/", contact_views.contact_edit, name="contact_edit"),
     path("contacts/<int:pk>/merge/", contact_views.contact_merge, name="contact_merge"),
     path("contacts/<int:pk>/delete/", contact_views.contact_delete, name="contact_delete"),
+    # campaigns
+    path("campaigns/", campaign_views.campaign_list, name="campaigns"),
+    path("campaigns/new/", campaign_views.campaign_new, name="campaign_new"),
+    path("campaigns/<int:pk>/", campaign_views.campaign_detail, name="campaign_detail"),
+    path("campaigns/<int:pk>/edit/", campaign_views.campaign_edit, name="campaign_edit"),
+    path("campaigns/<int:pk>/start/", campaign_views.campaign_start, name="campaign_start"),
+    path("campaigns/<int:pk>/pause/", campaign_views.campaign_pause, name="campaign_pause"),
+    path("campaigns/<int:pk>/resume/", campaign_views.campaign_resume, name="campaign_resume"),
+    path("campaigns/<int:pk>/cancel/", campaign_views.campaign_cancel, name="campaign_cancel"),
+    path(
+        "campaigns/<int:pk>/progress/", campaign_views.campaign_progress, name="campaign_progress"
+    ),
+    path("campaigns/<int:pk>/report.csv", campaign_views.campaign_report, name="campaign_report"),
     # webhooks
     path("ringcentral/webhook/", webhook_views.ringcentral_webhook, name="ringcentral_webhook"),
 ]

@@ -18,6 +18,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each room of the messaging app keeps its tasks beside the code that schedules them.
 app.autodiscover_tasks(
     [
+        "messaging.campaigns",
         "messaging.compose",
         "messaging.contacts",
         "messaging.inbox",

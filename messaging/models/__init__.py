@@ -11,10 +11,23 @@ consent     ConsentRecord (one contact number towards one sender scope) and its
 contacts    Contact, its ContactNumbers and Tags; ImportJob and its ImportProblems
 inbox       Conversation, ConversationMessage (both directions), InboxFile, ConversationNote,
             ConversationRead, InboxSync, Notification
+campaigns   Campaign, its CampaignFiles and CampaignRecipients
 tracking    TrackingPace and WebhookSubscription (delivery reports)
 ratelimit   RateLimitBucket and RateLimitGrant (the database rate limiter's state)
 """
 
+from .campaigns import (
+    ACTIVE_CAMPAIGN_STATUSES,
+    ENDED_CAMPAIGN_STATUSES,
+    Campaign,
+    CampaignFile,
+    CampaignRecipient,
+    CampaignStatus,
+    MissingFieldPolicy,
+    RecipientSource,
+    RecipientState,
+    SkipKind,
+)
 from .consent import (
     EVERY_NUMBER,
     ConsentChange,
@@ -58,6 +71,16 @@ from .teams import InboxEmails, Invitation, Membership, Role, Team
 from .tracking import TrackingPace, WebhookStatus, WebhookSubscription
 
 __all__ = [
+    "ACTIVE_CAMPAIGN_STATUSES",
+    "ENDED_CAMPAIGN_STATUSES",
+    "Campaign",
+    "CampaignFile",
+    "CampaignRecipient",
+    "CampaignStatus",
+    "MissingFieldPolicy",
+    "RecipientSource",
+    "RecipientState",
+    "SkipKind",
     "ACCEPTED_STATUSES",
     "CLAIMABLE_STATUSES",
     "FINAL_STATUSES",

@@ -1,0 +1,352 @@
+"""Campaigns: creation from tags, a selection and files; the pre-flight numbers; roles; bad
+lists; the feeder's pacing; pause, resume and cancel with real workers against the emulator
+(its journal is the judge: none sent twice, none lost); a direct message overtaking a large
+campaign; a carrier's daily cap stopping one; the report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from messaging.campaigns import creation, preflight, report, running, signals
+from messaging.campaigns.forms import parse_start
+from messaging.consent import ledger
+from messaging.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignStatus,
+    ConsentSource,
+    ConsentState,
+    Contact,
+    ContactNumber,
+    MessageStatus,
+    OutboundMessage,
+    RecipientState,
+    RecipientStatus,
+    SkipKind,
+    Tag,
+)
+from tests.factories import make_connection, make_message, make_number
+
+TO = "+1650555{:04d}"
+
+
+def number(i: int) -> str:
+    return TO.format(2000 + i)
+
+
+def csv_upload(rows, header=("Name", "Phone", "Appointment"), name="list.csv", encoding="utf-8"):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return SimpleUploadedFile(name, buffer.getvalue().encode(encoding), content_type="text/csv")
+
+
+@pytest.fixture
+def sender_number(team, alice):
+    return make_number(make_connection(team, alice, shared=True), "+16505550100")
+
+
+def ask(sender_number, **extra) -> creation.Request:
+    fields = {
+        "name": "Reminders",
+        "sender_ids": [str(sender_number.pk)],
+        "text": "Hi {first_name}, see you {appointment}.",
+        "source": "file",
+    }
+    fields.update(extra)
+    return creation.Request(**fields)
+
+
+def membership_of(user, team):
+    return team.memberships.get(user=user)
+
+
+def add_contact(team, name, *numbers, tags=(), **extra):
+    contact = Contact.objects.create(team=team, name=name, **extra)
+    for n in numbers:
+        ContactNumber.objects.create(team=team, contact=contact, number=n)
+    for tag_name in tags:
+        tag, _ = Tag.objects.get_or_create(team=team, name=tag_name)
+        contact.tags.add(tag)
+    return contact
+
+
+# --- creation ---------------------------------------------------------------------------------
+
+
+def test_a_campaign_from_a_csv_merges_each_row_and_keeps_its_columns_as_fields(
+    team, alice, sender_number
+):
+    upload = csv_upload(
+        [
+            ["Pat Doe", "(650) 555-2001", "Monday"],
+            ["Sam Roe", "650.555.2002", "Tuesday"],
+        ]
+    )
+    campaign = creation.create(membership_of(alice, team), ask(sender_number, upload=upload))
+    assert campaign.status == CampaignStatus.DRAFT
+    assert campaign.fields == ["name", "phone", "appointment"]
+    rows = list(campaign.recipients.order_by("position"))
+    assert [(r.phone_number, r.text) for r in rows] == [
+        (number(1), "Hi Pat, see you Monday."),
+        (number(2), "Hi Sam, see you Tuesday."),
+    ]
+    assert all(r.state == RecipientState.PENDING and r.segments == 1 for r in rows)
+    assert list(campaign.senders.all()) == [sender_number]
+
+
+def test_a_campaign_to_a_tag_or_a_selection_uses_the_contacts_fields(team, alice, sender_number):
+    pat = add_contact(team, "Pat Doe", number(1), tags=["patients"], company="Acme")
+    add_contact(team, "Sam Roe", number(2), tags=["patients"])
+    add_contact(team, "Other", number(3))
+    request = ask(sender_number, source="tag", tag="Patients", text="Hello {first_name}")
+    campaign = creation.create(membership_of(alice, team), request)
+    assert sorted(campaign.recipients.values_list("text", flat=True)) == [
+        "Hello Pat",
+        "Hello Sam",
+    ]
+    chosen = creation.create(
+        membership_of(alice, team),
+        ask(sender_number, source="selection", contact_ids=[pat.pk], text="{company} {name}"),
+    )
+    assert list(chosen.recipients.values_list("phone_number", "text")) == [
+        (number(1), "Acme Pat Doe")
+    ]
+
+
+def test_a_missing_field_skips_the_recipient_or_uses_the_fallback(team, alice, sender_number):
+    rows = [["Pat Doe", number(1), ""], ["", number(2), "Friday"]]
+    skip = creation.create(
+        membership_of(alice, team), ask(sender_number, upload=csv_upload(rows))
+    )
+    first, second = skip.recipients.order_by("position")
+    assert first.state == RecipientState.SKIPPED and first.skip_kind == SkipKind.MISSING_FIELD
+    assert first.skip_reason == "No value for {appointment}."
+    assert second.skip_reason == "No value for {first_name}."
+    fallback = creation.create(
+        membership_of(alice, team),
+        ask(
+            sender_number,
+            upload=csv_upload(rows),
+            missing_policy="fallback",
+            fallback_text="soon",
+        ),
+    )
+    assert list(fallback.recipients.values_list("text", flat=True)) == [
+        "Hi Pat, see you soon.",
+        "Hi soon, see you Friday.",
+    ]
+
+
+def test_the_preflight_counts_invalid_duplicate_opted_out_and_landline_numbers(
+    team, alice, sender_number
+):
+    # An earlier delivery report said this number cannot receive texts.
+    old = make_message(sender_number, alice, to=(number(4),), status=MessageStatus.QUEUED)
+    old.recipients.update(status=RecipientStatus.DELIVERY_FAILED, error_code="SMS-CAR-411")
+    ledger.record(team, number(3), ConsentState.OPTED_OUT, ConsentSource.MANUAL)
+    upload = csv_upload(
+        [
+            ["Pat", number(1), "Monday"],
+            ["Pat again", "(650) 555-2001", "Monday"],
+            ["Nobody", "not a number", "Monday"],
+            ["Opted", number(3), "Monday"],
+            ["Landline", number(4), "Monday"],
+            ["Long", number(5), "x" * 200],
+        ]
+    )
+    campaign = creation.create(membership_of(alice, team), ask(sender_number, upload=upload))
+    summary = preflight.summary(campaign)
+    assert summary.total == 6
+    assert summary.count(SkipKind.DUPLICATE) == 1
+    assert summary.count(SkipKind.INVALID) == 1
+    assert summary.count(SkipKind.LANDLINE) == 1
+    assert "landline" in summary.listed[SkipKind.LANDLINE][0].skip_reason
+    assert summary.listed[SkipKind.DUPLICATE][0].position == 3
+    assert "not a phone number" in summary.listed[SkipKind.INVALID][0].skip_reason
+    assert summary.count(SkipKind.OPTED_OUT) == 1
+    assert "opted out" in summary.listed[SkipKind.OPTED_OUT][0].skip_reason
+    assert summary.to_send == 2
+    # One one-segment text and one of two (200 + 15 GSM-7 characters).
+    assert summary.segments == 1 + 2
+    assert summary.per_minute == 40  # one user's Medium budget, under the number's 50
+    assert summary.duration_text == "less than a minute"
+
+
+# --- bad lists: a clear message, nothing half-created ------------------------------------------
+
+
+def refused(team, alice, sender_number, **extra) -> dict:
+    before = (Campaign.objects.count(), CampaignRecipient.objects.count())
+    with pytest.raises(creation.CampaignInvalid) as caught:
+        creation.create(membership_of(alice, team), ask(sender_number, **extra))
+    assert (Campaign.objects.count(), CampaignRecipient.objects.count()) == before
+    return caught.value.errors
+
+
+def test_a_file_without_a_number_column_is_refused_naming_its_columns(team, alice, sender_number):
+    upload = csv_upload([["Pat", "Monday"]], header=("Name", "Appointment"))
+    errors = refused(team, alice, sender_number, upload=upload)
+    [message] = errors["recipients"]
+    assert "no column of phone numbers" in message and "“Appointment”" in message
+
+
+def test_a_text_with_fields_the_file_lacks_is_refused(team, alice, sender_number):
+    upload = csv_upload([["Pat", number(1), "Monday"]])
+    errors = refused(team, alice, sender_number, upload=upload, text="Hi {nickname}, {room}")
+    [message] = errors["text"]
+    assert "{nickname}, {room}" in message and "no column" in message
+
+
+def test_a_file_in_another_encoding_is_read_and_one_that_mixes_them_is_refused(
+    team, alice, sender_number
+):
+    latin = csv_upload([["José Núñez", number(1), "lundi"]], encoding="cp1252")
+    campaign = creation.create(membership_of(alice, team), ask(sender_number, upload=latin))
+    assert campaign.recipients.get().text == "Hi José, see you lundi."
+    good = "Name,Phone,Appointment\n" + "".join(
+        f"Pat {i},{number(i)},Monday\n" for i in range(3000)
+    )
+    mixed = SimpleUploadedFile(
+        "mixed.csv", good.encode() + "Zoë,+16505559999,é\n".encode("cp1252"), "text/csv"
+    )
+    errors = refused(team, alice, sender_number, upload=mixed)
+    assert "mixes encodings" in errors["recipients"][0]
+
+
+def test_an_old_excel_file_and_an_empty_one_are_refused(team, alice, sender_number):
+    xls = SimpleUploadedFile("old.xls", b"\xd0\xcf\x11\xe0" + b"\0" * 100)
+    assert ".xlsx or CSV" in refused(team, alice, sender_number, upload=xls)["recipients"][0]
+    empty = SimpleUploadedFile("empty.csv", b"Name,Phone\n")
+    assert "no contacts under it" in refused(team, alice, sender_number, upload=empty)[
+        "recipients"
+    ][0]
+
+
+def test_a_list_over_the_limit_is_refused_whole(team, alice, sender_number, settings):
+    settings.CAMPAIGN_MAX_RECIPIENTS = 50
+    upload = csv_upload([[f"P{i}", number(i), "Monday"] for i in range(51)])
+    errors = refused(team, alice, sender_number, upload=upload)
+    assert "at most 50" in errors["recipients"][0]
+
+
+def test_a_hundred_thousand_rows_are_taken_and_one_more_is_refused(team, alice, sender_number):
+    header = "Name,Phone,Appointment\n"
+    rows = "".join(f"P{i},+1650{5550000 + i % 10000:07d},Mon\n" for i in range(100_000))
+    upload = SimpleUploadedFile("big.csv", (header + rows).encode(), "text/csv")
+    started = time.monotonic()
+    campaign = creation.create(membership_of(alice, team), ask(sender_number, upload=upload))
+    took = time.monotonic() - started
+    summary = preflight.summary(campaign)
+    assert summary.total == 100_000
+    assert summary.to_send == 10_000
+    assert summary.count(SkipKind.DUPLICATE) == 90_000
+    assert took < 120
+    over = SimpleUploadedFile(
+        "bigger.csv", (header + rows + "Last,+16505559999,Mon\n").encode(), "text/csv"
+    )
+    errors = refused(team, alice, sender_number, upload=over)
+    assert "more than 100,000 rows" in errors["recipients"][0]
+
+
+def test_senders_must_be_the_members_own_numbers(team, alice, bob, charlie, sender_number):
+    elsewhere = make_number(make_connection(charlie.memberships.first().team, charlie), number(9))
+    upload = csv_upload([["Pat", number(1), "Monday"]])
+    errors = refused(team, alice, sender_number, upload=upload, sender_ids=[str(elsewhere.pk)])
+    assert errors["senders"] == ["Choose numbers you may send from."]
+    errors = refused(team, alice, sender_number, upload=csv_upload([]), sender_ids=[])
+    assert errors["senders"] == ["Choose at least one number to send from."]
+
+
+# --- pages and roles --------------------------------------------------------------------------
+
+
+def post_new(client, sender_number, upload, **extra):
+    data = {
+        "name": "Reminders",
+        "senders": [str(sender_number.pk)],
+        "source": "file",
+        "list_file": upload,
+        "text": "Hi {first_name}, see you {appointment}.",
+        "missing_policy": "skip",
+        **extra,
+    }
+    return client.post("/campaigns/new/", data)
+
+
+def test_a_sender_creates_checks_and_starts_a_campaign_through_the_pages(
+    bob_client, sender_number, team
+):
+    response = post_new(bob_client, sender_number, csv_upload([["Pat", number(1), "Monday"]]))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    campaign = Campaign.objects.get()
+    page = bob_client.get(response["Location"]).content.decode()
+    assert "Before you start" in page and 'data-preflight="to_send">1<' in page
+    assert bob_client.post(f"/campaigns/{campaign.pk}/start/").status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.RUNNING
+    # Changing a running campaign is refused with the reason.
+    response = bob_client.post(f"/campaigns/{campaign.pk}/edit/", {"name": "Other"})
+    assert response.status_code == 409
+    assert "can no longer be changed" in response.content.decode()
+    assert bob_client.get("/campaigns/").status_code == 200
+
+
+def test_bad_input_on_the_page_is_a_400_with_the_reason(bob_client, sender_number):
+    upload = csv_upload([["Pat", "Monday"]], header=("Name", "Appointment"))
+    response = post_new(bob_client, sender_number, upload)
+    assert response.status_code == 400
+    assert "no column of phone numbers" in response.content.decode()
+    past = (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    response = post_new(
+        bob_client, sender_number, csv_upload([["P", number(1), "M"]]), start_at=past
+    )
+    assert response.status_code == 400 and "in the past" in response.content.decode()
+    assert not Campaign.objects.exists()
+
+
+def test_a_start_time_in_a_daylight_saving_gap_is_refused():
+    zone = ZoneInfo("America/New_York")
+    year = timezone.now().year + 1
+    # Clocks in New York skip from 2:00 to 3:00 on the second Sunday of March.
+    second_sunday = 8 + (6 - datetime(year, 3, 8).weekday()) % 7
+    start, problem = parse_start(datetime(year, 3, second_sunday, 2, 30), zone)
+    assert start is None and "does not exist" in problem
+    start, problem = parse_start(datetime(year, 3, second_sunday, 3, 30), zone)
+    assert problem is None and start.utcoffset() == timedelta(hours=-4)
+
+
+def test_viewers_read_campaigns_and_reports_but_cannot_run_them(
+    victor_client, team, alice, sender_number
+):
+    campaign = creation.create(
+        membership_of(alice, team),
+        ask(sender_number, upload=csv_upload([["Pat", number(1), "Monday"]])),
+    )
+    assert victor_client.get(f"/campaigns/{campaign.pk}/").status_code == 200
+    assert victor_client.get(f"/campaigns/{campaign.pk}/report.csv").status_code == 200
+    assert victor_client.get(f"/campaigns/{campaign.pk}/progress/").status_code == 200
+    assert victor_client.get("/campaigns/new/").status_code == 403
+    assert victor_client.post(f"/campaigns/{campaign.pk}/start/").status_code == 403
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.DRAFT
+
+
+def test_outsiders_get_404_everywhere(charlie_client, team, alice, sender_number):
+    campaign = creation.create(
+        membership_of(alice, team),
+        ask(sender_number, upload=csv_upload([["Pat", number(1), "Monday"]])),
+    )
+    for path in ("", "edit/", "progress/", "report.csv"):
+        assert charlie_client.get(f"/campaigns/{campaign.pk}/{path}").status_code == 404
+    for action in ("start", "pause", "resume", "cancel"):
+        assert charlie_client.post(f"/campaigns/{campaign.pk}/{action}/").status_code == 404

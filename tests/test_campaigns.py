@@ -13,9 +13,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db.models import Count
 from django.utils import timezone
 
-from messaging.campaigns import creation, preflight, report, running, signals
+from messaging.campaigns import creation, preflight, running, signals
 from messaging.campaigns.forms import parse_start
 from messaging.consent import ledger
 from messaging.models import (
@@ -34,6 +35,7 @@ from messaging.models import (
     Tag,
 )
 from tests.factories import make_connection, make_message, make_number
+from tests.test_send_task import clear_shared_limiter
 
 TO = "+1650555{:04d}"
 
@@ -350,3 +352,102 @@ def test_outsiders_get_404_everywhere(charlie_client, team, alice, sender_number
         assert charlie_client.get(f"/campaigns/{campaign.pk}/{path}").status_code == 404
     for action in ("start", "pause", "resume", "cancel"):
         assert charlie_client.post(f"/campaigns/{campaign.pk}/{action}/").status_code == 404
+
+
+# --- the feeder, in this process --------------------------------------------------------------
+
+
+@pytest.fixture
+def tight(db, settings):
+    """Five sends per 10 s for the user, so the feeder's arithmetic shows."""
+    settings.RINGCENTRAL_RATE_LIMITS = {"Medium": {"limit": 5, "window": 10}}
+    settings.CAMPAIGN_RELEASE_WINDOW_SECONDS = 2.0
+    clear_shared_limiter()
+    yield
+    clear_shared_limiter()
+
+
+def started(team, alice, sender_number, count: int, **extra) -> Campaign:
+    rows = [[f"P{i}", number(i), "Monday"] for i in range(count)]
+    campaign = creation.create(
+        membership_of(alice, team), ask(sender_number, upload=csv_upload(rows), **extra)
+    )
+    running.start(campaign)
+    return campaign
+
+
+def test_the_feeder_queues_only_what_the_limiter_can_send_soon(tight, team, alice, sender_number):
+    campaign = started(team, alice, sender_number, 30)
+    # Nothing used yet: the whole free budget (5), more than the next 2 s would send (1).
+    assert running.feed() == 5
+    assert running.feed() == 0  # those five are still waiting to be sent
+    messages = OutboundMessage.objects.filter(campaign_recipient__campaign=campaign)
+    assert messages.count() == 5
+    assert set(messages.values_list("status", flat=True)) == {MessageStatus.QUEUED}
+    assert [m.text for m in messages.order_by("pk")][:2] == [
+        "Hi P0, see you Monday.",
+        "Hi P1, see you Monday.",
+    ]
+    # A person's direct message counts against the same room: the campaign leaves it a slot.
+    messages.update(status=MessageStatus.CANCELED, final_at=timezone.now())
+    make_message(sender_number, alice, to=(number(99),))
+    assert running.feed() == 4
+    progress = running.progress(campaign)
+    assert (progress.waiting, progress.queued, progress.canceled) == (21, 4, 5)
+    assert progress.eta_seconds == 50  # 25 messages at 5 per 10 s
+
+
+def test_several_numbers_share_the_work_and_their_users_budget(tight, team, alice):
+    connection = make_connection(team, alice, shared=True)
+    first = make_number(connection, "+16505550100")
+    second = make_number(connection, "+16505550101")
+    other = make_number(make_connection(team, alice, extension_id="102"), "+16505550102")
+    campaign = started(
+        team, alice, first, 30, sender_ids=[str(first.pk), str(second.pk), str(other.pk)]
+    )
+    assert running.feed() == 10  # five for each RingCentral user
+    by_number = dict(
+        OutboundMessage.objects.filter(campaign_recipient__campaign=campaign)
+        .values_list("from_number")
+        .annotate(n=Count("pk"))
+        .values_list("from_number", "n")
+    )
+    assert by_number[other.phone_number] == 5
+    assert by_number.get(first.phone_number, 0) + by_number.get(second.phone_number, 0) == 5
+    assert preflight.per_minute(campaign) == 60  # two users at 30 a minute each
+
+
+def test_pause_resume_and_cancel_release_nothing_twice(
+    tight, team, alice, sender_number, django_capture_on_commit_callbacks
+):
+    finished = []
+
+    def receiver(sender, campaign, **kwargs):
+        finished.append((sender, campaign.status))
+
+    signals.campaign_finished.connect(receiver)
+    self_disconnect = signals.campaign_finished.disconnect
+    campaign = started(team, alice, sender_number, 12)
+    assert running.feed() == 5
+    running.pause(campaign)
+    OutboundMessage.objects.update(status=MessageStatus.CANCELED, final_at=timezone.now())
+    assert running.feed() == 0
+    with pytest.raises(running.CampaignRefused, match="Only a running campaign"):
+        running.pause(campaign)
+    running.resume(campaign)
+    assert running.feed() == 5
+    with django_capture_on_commit_callbacks(execute=True):
+        canceled = running.cancel(campaign)
+    self_disconnect(receiver)
+    assert canceled == 5
+    assert finished == [(Campaign, CampaignStatus.CANCELED)]
+    states = dict(
+        campaign.recipients.values_list("state").annotate(n=Count("pk")).values_list("state", "n")
+    )
+    assert states == {RecipientState.RELEASED: 10, RecipientState.CANCELED: 2}
+    assert not OutboundMessage.objects.exclude(status=MessageStatus.CANCELED).exists()
+    assert OutboundMessage.objects.count() == 10
+    with pytest.raises(running.CampaignRefused, match="canceled already"):
+        running.cancel(campaign)
+    with pytest.raises(running.CampaignRefused):
+        running.resume(campaign)

@@ -16,8 +16,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Count
 from django.utils import timezone
 
-from messaging.campaigns import creation, preflight, running, signals
+from messaging.campaigns import creation, preflight, report, running, signals
 from messaging.campaigns.forms import parse_start
+from messaging.compose import submission as compose
 from messaging.consent import ledger
 from messaging.models import (
     Campaign,
@@ -34,8 +35,13 @@ from messaging.models import (
     SkipKind,
     Tag,
 )
+from messaging.sending.attempt import attempt
+from messaging.tracking import polling as tracking
+from tests import test_send_workers as send_workers
 from tests.factories import make_connection, make_message, make_number
-from tests.test_send_task import clear_shared_limiter
+from tests.test_send_task import clear_shared_limiter, posts
+from tests.test_send_workers import SHORT_LIMIT, SHORT_WINDOW, sender
+from tests.tracking_helpers import link_sender
 
 TO = "+1650555{:04d}"
 
@@ -127,9 +133,7 @@ def test_a_campaign_to_a_tag_or_a_selection_uses_the_contacts_fields(team, alice
 
 def test_a_missing_field_skips_the_recipient_or_uses_the_fallback(team, alice, sender_number):
     rows = [["Pat Doe", number(1), ""], ["", number(2), "Friday"]]
-    skip = creation.create(
-        membership_of(alice, team), ask(sender_number, upload=csv_upload(rows))
-    )
+    skip = creation.create(membership_of(alice, team), ask(sender_number, upload=csv_upload(rows)))
     first, second = skip.recipients.order_by("position")
     assert first.state == RecipientState.SKIPPED and first.skip_kind == SkipKind.MISSING_FIELD
     assert first.skip_reason == "No value for {appointment}."
@@ -229,9 +233,9 @@ def test_an_old_excel_file_and_an_empty_one_are_refused(team, alice, sender_numb
     xls = SimpleUploadedFile("old.xls", b"\xd0\xcf\x11\xe0" + b"\0" * 100)
     assert ".xlsx or CSV" in refused(team, alice, sender_number, upload=xls)["recipients"][0]
     empty = SimpleUploadedFile("empty.csv", b"Name,Phone\n")
-    assert "no contacts under it" in refused(team, alice, sender_number, upload=empty)[
-        "recipients"
-    ][0]
+    assert (
+        "no contacts under it" in refused(team, alice, sender_number, upload=empty)["recipients"][0]
+    )
 
 
 def test_a_list_over_the_limit_is_refused_whole(team, alice, sender_number, settings):
@@ -451,3 +455,212 @@ def test_pause_resume_and_cancel_release_nothing_twice(
         running.cancel(campaign)
     with pytest.raises(running.CampaignRefused):
         running.resume(campaign)
+
+
+# --- against the emulator, sending in this process ----------------------------------------------
+
+
+@pytest.fixture
+def linked_number(emulator, team, alice, rc_user, settings):
+    settings.TRACKING_MIN_READ_INTERVAL = 0
+    settings.RINGCENTRAL_RATE_LIMITING = False
+    _, found = link_sender(emulator, team, alice, rc_user)
+    return found
+
+
+def send_released(campaign) -> int:
+    """Send every released message that is due, the way a worker does."""
+    ids = OutboundMessage.objects.filter(
+        campaign_recipient__campaign=campaign, status=MessageStatus.QUEUED
+    ).values_list("pk", flat=True)
+    return sum(1 for pk in list(ids) if attempt(pk).what)
+
+
+def test_a_carriers_daily_cap_stops_the_campaign_and_says_what_to_do(
+    emulator, linked_number, team, alice, django_capture_on_commit_callbacks
+):
+    emulator.set_recipient_behaviour(
+        number(2), "delivery_failed", error_code="SMS-CAR-451", delivered_after=1
+    )
+    campaign = started(team, alice, linked_number, 20)
+    assert running.feed() == 20  # no limiter: everything the number may send in a minute
+    assert send_released(campaign) == 20
+    emulator.advance(5)
+    tracking.poll(now=timezone.now() + timedelta(minutes=5))
+    finished = []
+
+    def receiver(sender, campaign, **kwargs):
+        finished.append(campaign.stop_reason)
+
+    signals.campaign_finished.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            running.feed()
+    finally:
+        signals.campaign_finished.disconnect(receiver)
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.STOPPED
+    assert "daily limit" in campaign.stop_reason and "SMS-CAR-451" in campaign.stop_reason
+    assert "tomorrow" in campaign.stop_fix and "Resume" in campaign.stop_fix
+    assert finished == [campaign.stop_reason]
+    # Resumed the next day, what was reported before does not stop it again.
+    running.resume(campaign)
+    running.feed()
+    campaign.refresh_from_db()
+    assert campaign.status in (CampaignStatus.RUNNING, CampaignStatus.DONE)
+
+
+def test_a_run_of_failures_stops_the_campaign(emulator, linked_number, team, alice, settings):
+    settings.CAMPAIGN_STOP_AFTER_FAILURES = 3
+    for i in range(4):
+        emulator.set_recipient_behaviour(number(i), "sending_failed", error_code="SMS-RC-430")
+    campaign = started(team, alice, linked_number, 6)
+    running.feed()
+    send_released(campaign)
+    emulator.advance(5)
+    tracking.poll(now=timezone.now() + timedelta(minutes=5))
+    running.feed()
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.STOPPED
+    assert campaign.stop_reason == "Stopped: the last 3 messages all failed."
+
+
+def test_the_report_lists_every_recipient_with_its_outcome_in_safe_cells(
+    emulator, linked_number, team, alice, victor_client
+):
+    emulator.set_recipient_behaviour(number(1), "delivery_failed", error_code="SMS-CAR-411")
+    rows = [
+        ['=HYPERLINK("http://x")', number(0), "Monday"],
+        ["Landline", number(1), "Monday"],
+        ["Again", number(0), "Monday"],
+        ["Nobody", "12", "Monday"],
+    ]
+    campaign = creation.create(
+        membership_of(alice, team), ask(linked_number, upload=csv_upload(rows))
+    )
+    running.start(campaign)
+    running.feed()
+    send_released(campaign)
+    emulator.advance(30)
+    tracking.poll(now=timezone.now() + timedelta(minutes=5))
+    response = victor_client.get(f"/campaigns/{campaign.pk}/report.csv")
+    assert response["Content-Disposition"] == 'attachment; filename="Reminders-report.csv"'
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    assert lines[0] == report.HEADER
+    by_row = {line[0]: line for line in lines[1:]}
+    assert by_row["2"][2] == '\'=HYPERLINK("http://x")'
+    assert by_row["2"][4] == "Delivered"
+    assert by_row["3"][4] == "Not delivered" and "landline" in by_row["3"][5]
+    assert "SMS-CAR-411" in by_row["3"][5] and by_row["3"][6]
+    assert by_row["4"][4] == "Skipped: duplicate number"
+    assert by_row["5"][4] == "Skipped: invalid number" and "not a valid" in by_row["5"][5]
+
+
+# --- with real workers against the emulator: the journal is the judge --------------------------
+#
+# The workers (tests/worker.py) send at a short-window Medium limit (4 per 2 s), enforced by the
+# emulator too; this process plays beat, calling the feeder every few tenths of a second.
+
+worker_test = pytest.mark.django_db(transaction=True)
+# The send workers' module fixtures: one emulator and one pool of limited workers.
+emu = send_workers.emu
+media_dir = send_workers.media_dir
+limited_workers = send_workers.limited_workers
+linked = send_workers.linked
+short_limits = send_workers.short_limits
+
+
+def feed_until(predicate, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running.feed()
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message}")
+
+
+def campaign_messages(campaign):
+    return OutboundMessage.objects.filter(campaign_recipient__campaign=campaign)
+
+
+def sent_count(campaign) -> int:
+    return campaign_messages(campaign).filter(sent_at__isnull=False).count()
+
+
+def settled(campaign) -> bool:
+    return not campaign_messages(campaign).filter(status__in=running.UNSETTLED_STATUSES).exists()
+
+
+def posted_numbers(emulator_) -> list[str]:
+    return [e.json["to"][0]["phoneNumber"] for e in posts(emulator_) if e.json]
+
+
+@worker_test
+def test_pause_resume_and_cancel_mid_campaign_with_workers_send_none_twice_and_lose_none(
+    limited_workers, emu, linked, alice, team, short_limits
+):
+    campaign = started(team, alice, sender(linked), 30)
+    feed_until(lambda: sent_count(campaign) >= 8, 60, "8 messages sent")
+    running.pause(campaign)
+    released = campaign.recipients.filter(state=RecipientState.RELEASED).count()
+    feed_until(lambda: settled(campaign), 30, "released messages to be sent")
+    time.sleep(1.0)
+    running.feed()
+    # Paused: what was handed to the outbox was sent, nothing more was released.
+    assert campaign.recipients.filter(state=RecipientState.RELEASED).count() == released
+    assert released < 30
+    running.resume(campaign)
+    feed_until(lambda: sent_count(campaign) >= released + 6, 60, "more messages sent")
+    running.cancel(campaign)
+    feed_until(lambda: settled(campaign), 30, "the last released messages to settle")
+
+    sends = posts(emu)
+    assert [e.status for e in sends] == [200] * len(sends), "no 429, no failure"
+    posted = posted_numbers(emu)
+    assert len(posted) == len(set(posted)), "nobody got the campaign twice"
+    rows = list(campaign.recipients.select_related("message"))
+    accepted = {r.phone_number for r in rows if r.message and r.message.sent_at}
+    assert set(posted) == accepted
+    canceled = [
+        r
+        for r in rows
+        if r.state == RecipientState.CANCELED
+        or (r.message and r.message.status == MessageStatus.CANCELED)
+    ]
+    # None lost: every recipient was either sent exactly once or canceled.
+    assert len(accepted) + len(canceled) == 30
+    assert canceled and accepted
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.CANCELED
+
+
+@worker_test
+def test_a_direct_message_overtakes_a_thousand_recipient_campaign(
+    limited_workers, emu, linked, alice, team, short_limits
+):
+    number = sender(linked)
+    campaign = started(team, alice, number, 1000)
+    feed_until(lambda: sent_count(campaign) >= 6, 60, "the campaign to be under way")
+    direct = compose.send(
+        membership_of(alice, team), sender=number, to="+16505550999", text="Running late"
+    )[0]
+    feed_until(
+        lambda: OutboundMessage.objects.filter(pk=direct.pk, sent_at__isnull=False).exists(),
+        30,
+        "the direct message to be sent",
+    )
+    direct.refresh_from_db()
+    overtaken_by = (
+        campaign_messages(campaign)
+        .filter(sent_at__gt=direct.created_at, sent_at__lt=direct.sent_at)
+        .count()
+    )
+    # At most what the feeder keeps waiting (one short window of the user's budget) went
+    # first; the campaign's backlog of some 990 recipients did not.
+    assert overtaken_by <= SHORT_LIMIT
+    assert (direct.sent_at - direct.created_at).total_seconds() < 3 * SHORT_WINDOW + 2
+    assert campaign.recipients.filter(state=RecipientState.PENDING).count() > 900
+    running.cancel(campaign)
+    feed_until(lambda: settled(campaign), 30, "the last released messages to settle")
+    assert [e.status for e in posts(emu)] == [200] * len(posts(emu)), "no 429"

@@ -559,7 +559,9 @@ def test_the_report_lists_every_recipient_with_its_outcome_in_safe_cells(
 # --- with real workers against the emulator: the journal is the judge --------------------------
 #
 # The workers (tests/worker.py) send at a short-window Medium limit (4 per 2 s), enforced by the
-# emulator too; this process plays beat, calling the feeder every few tenths of a second.
+# emulator too; this process plays beat, calling the feeder every few tenths of a second. (The
+# feed a start or a resume asks a worker for is left out: a worker publishes the messages it
+# releases to the default queue, not to this run's own.)
 
 worker_test = pytest.mark.django_db(transaction=True)
 # The send workers' module fixtures: one emulator and one pool of limited workers.
@@ -570,6 +572,18 @@ linked = send_workers.linked
 short_limits = send_workers.short_limits
 
 
+_emulators = []
+
+
+def send_workers_emu():
+    return _emulators[-1]
+
+
+@pytest.fixture
+def fed_here(monkeypatch):
+    monkeypatch.setattr(running, "_feed_soon", None)
+
+
 def feed_until(predicate, timeout: float, message: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -577,7 +591,17 @@ def feed_until(predicate, timeout: float, message: str) -> None:
         if predicate():
             return
         time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message}")
+    statuses = dict(
+        OutboundMessage.objects.values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    campaigns = list(Campaign.objects.values_list("status", "stop_reason"))
+    answers = [e.status for e in posts(send_workers_emu())]
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {message}; messages: {statuses}, "
+        f"campaigns: {campaigns}, answers to sends: {answers}"
+    )
 
 
 def campaign_messages(campaign):
@@ -598,8 +622,9 @@ def posted_numbers(emulator_) -> list[str]:
 
 @worker_test
 def test_pause_resume_and_cancel_mid_campaign_with_workers_send_none_twice_and_lose_none(
-    limited_workers, emu, linked, alice, team, short_limits
+    limited_workers, emu, linked, alice, team, short_limits, fed_here
 ):
+    _emulators.append(emu)
     campaign = started(team, alice, sender(linked), 30)
     feed_until(lambda: sent_count(campaign) >= 8, 60, "8 messages sent")
     running.pause(campaign)
@@ -637,8 +662,9 @@ def test_pause_resume_and_cancel_mid_campaign_with_workers_send_none_twice_and_l
 
 @worker_test
 def test_a_direct_message_overtakes_a_thousand_recipient_campaign(
-    limited_workers, emu, linked, alice, team, short_limits
+    limited_workers, emu, linked, alice, team, short_limits, fed_here
 ):
+    _emulators.append(emu)
     number = sender(linked)
     campaign = started(team, alice, number, 1000)
     feed_until(lambda: sent_count(campaign) >= 6, 60, "the campaign to be under way")

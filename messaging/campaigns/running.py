@@ -4,9 +4,11 @@ The feeder (``feed``, run by beat every few seconds and at once on start and res
 floods the send queue. For each sender number it releases only as many recipients as the
 shared rate limiter can send in the next short window (``CAMPAIGN_RELEASE_WINDOW_SECONDS``),
 or what is free of its budget right now if that is more, minus the messages already waiting to
-be sent for that RingCentral user and that number. So the queue in front of a person's direct
-message or reply is at most one short window long, whatever the size of the campaign: it goes
-ahead at the next free slot. Numbers share their user's budget (the Medium group), each at
+be sent for that RingCentral user and that number; and nothing at all for a user while one of
+their own messages (not a campaign's) waits to be sent. So the queue in front of a person's
+direct message or reply is at most one short window long, whatever the size of the campaign,
+and no campaign message released later takes a slot before it: it goes ahead at the next free
+slot. Numbers share their user's budget (the Medium group), each at
 most its own (50 per minute). Each released recipient becomes an OutboundMessage created the
 way compose creates one and handed to the outbox (``states.enqueue``), so the consent check at
 send time, the limiter, retries and delivery tracking all apply.
@@ -256,8 +258,13 @@ def room_by_number(campaign: Campaign) -> dict:
                 connection__account_id=connection.account_id,
                 connection__extension_id=connection.extension_id,
                 status__in=WAITING_STATUSES,
-            ).count()
-            user_left[connection.pk] = max(room.free, room.ahead) - waiting
+            )
+            if waiting.filter(campaign_recipient__isnull=True).exists():
+                # A person's own message is waiting: it takes the next free slot, not a
+                # campaign message released now.
+                user_left[connection.pk] = 0
+            else:
+                user_left[connection.pk] = max(room.free, room.ahead) - waiting.count()
         number_room = key_room(limiter, ratelimit.LimitKey.for_number(sender.phone_number))
         waiting_here = OutboundMessage.objects.filter(
             from_number=sender.phone_number, status__in=WAITING_STATUSES

@@ -392,12 +392,16 @@ def test_the_feeder_queues_only_what_the_limiter_can_send_soon(tight, team, alic
         "Hi P0, see you Monday.",
         "Hi P1, see you Monday.",
     ]
-    # A person's direct message counts against the same room: the campaign leaves it a slot.
+    # While a person's own message waits, the campaign releases nothing: it goes first.
     messages.update(status=MessageStatus.CANCELED, final_at=timezone.now())
-    make_message(sender_number, alice, to=(number(99),))
-    assert running.feed() == 4
+    direct = make_message(sender_number, alice, to=(number(99),))
+    assert running.feed() == 0
+    OutboundMessage.objects.filter(pk=direct.pk).update(
+        status=MessageStatus.CANCELED, final_at=timezone.now()
+    )
+    assert running.feed() == 5
     progress = running.progress(campaign)
-    assert (progress.waiting, progress.queued, progress.canceled) == (21, 4, 5)
+    assert (progress.waiting, progress.queued, progress.canceled) == (20, 5, 5)
     assert progress.eta_seconds == 50  # 25 messages at 5 per 10 s
 
 

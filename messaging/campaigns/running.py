@@ -68,6 +68,8 @@ FAILED_STATUSES = [
     MessageStatus.SENDING_FAILED,
     MessageStatus.DELIVERY_FAILED,
 ]
+# Messages created per statement when releasing.
+RELEASE_CHUNK = 500
 CAP_CODES = delivery_errors.codes_of(delivery_errors.Kind.CARRIER_LIMIT)
 
 
@@ -280,54 +282,63 @@ def room_by_number(campaign: Campaign) -> dict:
 
 def release(campaign: Campaign, plan: dict, *, now: datetime) -> int:
     """Create the messages of the next recipients, ``plan[sender]`` of them from each sender
-    (inside the caller's transaction, the campaign's row locked)."""
+    (inside the caller's transaction, the campaign's row locked), RELEASE_CHUNK at a time."""
     files = list(campaign.files.all())
     suffix = team_settings.opt_out_suffix(campaign.team_id)
     released = 0
     for sender, count in plan.items():
-        batch = list(
-            CampaignRecipient.objects.filter(campaign=campaign, state=RecipientState.PENDING)
-            .order_by("position", "pk")
-            .only("pk", "phone_number", "text")[:count]
-        )
-        if not batch:
-            break
-        first = (
-            team_settings.first_contacts(
-                campaign.team_id, sender.phone_number, [r.phone_number for r in batch]
-            )
-            if suffix
-            else set()
-        )
-        messages = OutboundMessage.objects.bulk_create(
-            [
-                OutboundMessage(
-                    team_id=campaign.team_id,
-                    connection_id=sender.connection_id,
-                    sender_number=sender,
-                    from_number=sender.phone_number,
-                    created_by_id=campaign.created_by_id,
-                    text=_with_suffix(r.text, suffix, r.phone_number in first),
-                    created_at=now,
-                )
-                for r in batch
-            ]
-        )
-        Recipient.objects.bulk_create(
-            Recipient(message=m, phone_number=r.phone_number)
-            for m, r in zip(messages, batch, strict=True)
-        )
-        if files:
-            Attachment.objects.bulk_create(_attachment(m, f) for m in messages for f in files)
-        for message, recipient in zip(messages, batch, strict=True):
-            recipient.message = message
-            recipient.state = RecipientState.RELEASED
-            recipient.released_at = now
-        CampaignRecipient.objects.bulk_update(batch, ["message", "state", "released_at"])
-        outbox_signals.messages_created.send(sender=OutboundMessage, messages=messages)
-        states.enqueue([m.pk for m in messages])
-        released += len(batch)
+        while count > 0:
+            made = _release_chunk(campaign, sender, min(count, RELEASE_CHUNK), files, suffix, now)
+            if not made:
+                return released
+            released += made
+            count -= made
     return released
+
+
+def _release_chunk(campaign, sender, count: int, files, suffix: str, now: datetime) -> int:
+    batch = list(
+        CampaignRecipient.objects.filter(campaign=campaign, state=RecipientState.PENDING)
+        .order_by("position", "pk")
+        .only("pk", "phone_number", "text")[:count]
+    )
+    if not batch:
+        return 0
+    first = (
+        team_settings.first_contacts(
+            campaign.team_id, sender.phone_number, [r.phone_number for r in batch]
+        )
+        if suffix
+        else set()
+    )
+    messages = OutboundMessage.objects.bulk_create(
+        [
+            OutboundMessage(
+                team_id=campaign.team_id,
+                connection_id=sender.connection_id,
+                sender_number=sender,
+                from_number=sender.phone_number,
+                created_by_id=campaign.created_by_id,
+                text=_with_suffix(r.text, suffix, r.phone_number in first),
+                created_at=now,
+            )
+            for r in batch
+        ]
+    )
+    Recipient.objects.bulk_create(
+        Recipient(message=m, phone_number=r.phone_number)
+        for m, r in zip(messages, batch, strict=True)
+    )
+    if files:
+        Attachment.objects.bulk_create(_attachment(m, f) for m in messages for f in files)
+    for message, recipient in zip(messages, batch, strict=True):
+        recipient.message = message
+        recipient.state = RecipientState.RELEASED
+        recipient.released_at = now
+    CampaignRecipient.objects.bulk_update(batch, ["message", "state", "released_at"])
+    outbox_signals.messages_created.send(sender=OutboundMessage, messages=messages)
+    states.enqueue([m.pk for m in messages])
+    return len(batch)
 
 
 def _with_suffix(text: str, suffix: str, first: bool) -> str:

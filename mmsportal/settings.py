@@ -407,8 +407,8 @@ CELERY_BEAT_SCHEDULE = {
     # campaigns, never more than the senders' rate limits send in the next short window.
     "campaigns-feed": {
         "task": "messaging.tasks.feed_campaigns",
-        "schedule": 3.0,
-        "options": {"expires": 3.0},
+        "schedule": 2.0,
+        "options": {"expires": 2.0},
     },
     "drafts-cleanup": {
         "task": "messaging.tasks.cleanup",

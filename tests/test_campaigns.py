@@ -392,16 +392,14 @@ def test_the_feeder_queues_only_what_the_limiter_can_send_soon(tight, team, alic
         "Hi P0, see you Monday.",
         "Hi P1, see you Monday.",
     ]
-    # While a person's own message waits, the campaign releases nothing: it goes first.
+    # While a person's own message waits, the campaign takes only budget free right now after
+    # it (5 free, 1 waiting), never the slots that free later: those are the person's first.
     messages.update(status=MessageStatus.CANCELED, final_at=timezone.now())
-    direct = make_message(sender_number, alice, to=(number(99),))
+    make_message(sender_number, alice, to=(number(99),))
+    assert running.feed() == 4
     assert running.feed() == 0
-    OutboundMessage.objects.filter(pk=direct.pk).update(
-        status=MessageStatus.CANCELED, final_at=timezone.now()
-    )
-    assert running.feed() == 5
     progress = running.progress(campaign)
-    assert (progress.waiting, progress.queued, progress.canceled) == (20, 5, 5)
+    assert (progress.waiting, progress.queued, progress.canceled) == (21, 4, 5)
     assert progress.eta_seconds == 50  # 25 messages at 5 per 10 s
 
 

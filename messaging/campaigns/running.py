@@ -4,9 +4,9 @@ The feeder (``feed``, run by beat every few seconds and at once on start and res
 floods the send queue. For each sender number it releases only as many recipients as the
 shared rate limiter can send in the next short window (``CAMPAIGN_RELEASE_WINDOW_SECONDS``),
 or what is free of its budget right now if that is more, minus the messages already waiting to
-be sent for that RingCentral user and that number; and nothing at all for a user while one of
-their own messages (not a campaign's) waits to be sent. So the queue in front of a person's
-direct message or reply is at most one short window long, whatever the size of the campaign,
+be sent for that RingCentral user and that number; while one of the user's own messages (not
+a campaign's) waits, only what is free right now. So the queue in front of a person's direct
+message or reply is at most one short window long, whatever the size of the campaign,
 and no campaign message released later takes a slot before it: it goes ahead at the next free
 slot. Numbers share their user's budget (the Medium group), each at
 most its own (50 per minute). Each released recipient becomes an OutboundMessage created the
@@ -68,8 +68,10 @@ FAILED_STATUSES = [
     MessageStatus.SENDING_FAILED,
     MessageStatus.DELIVERY_FAILED,
 ]
-# Messages created per statement when releasing.
+# Messages created per statement when releasing, and at most per campaign in one round (one
+# transaction; every message's hand-off waits for its commit).
 RELEASE_CHUNK = 500
+MAX_PER_ROUND = 2000
 CAP_CODES = delivery_errors.codes_of(delivery_errors.Kind.CARRIER_LIMIT)
 
 
@@ -262,9 +264,9 @@ def room_by_number(campaign: Campaign) -> dict:
                 status__in=WAITING_STATUSES,
             )
             if waiting.filter(campaign_recipient__isnull=True).exists():
-                # A person's own message is waiting: it takes the next free slot, not a
-                # campaign message released now.
-                user_left[connection.pk] = 0
+                # A person's own message is waiting: only budget free right now, after every
+                # waiting message, may be used; the next slot that frees is that message's.
+                user_left[connection.pk] = room.free - waiting.count()
             else:
                 user_left[connection.pk] = max(room.free, room.ahead) - waiting.count()
         number_room = key_room(limiter, ratelimit.LimitKey.for_number(sender.phone_number))
@@ -287,6 +289,7 @@ def release(campaign: Campaign, plan: dict, *, now: datetime) -> int:
     suffix = team_settings.opt_out_suffix(campaign.team_id)
     released = 0
     for sender, count in plan.items():
+        count = min(count, MAX_PER_ROUND - released)
         while count > 0:
             made = _release_chunk(campaign, sender, min(count, RELEASE_CHUNK), files, suffix, now)
             if not made:

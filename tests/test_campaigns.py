@@ -34,7 +34,9 @@ from messaging.models import (
     RecipientStatus,
     SkipKind,
     Tag,
+    TeamMessagingSettings,
 )
+from messaging.outbox import states
 from messaging.sending.attempt import attempt
 from messaging.tracking import polling as tracking
 from tests import test_send_workers as send_workers
@@ -692,3 +694,21 @@ def test_a_direct_message_overtakes_a_thousand_recipient_campaign(
     running.cancel(campaign)
     feed_until(lambda: settled(campaign), 30, "the last released messages to settle")
     assert [e.status for e in posts(emu)] == [200] * len(posts(emu)), "no 429"
+
+
+def test_quiet_hours_hold_released_messages_in_the_outbox_until_they_end(
+    tight, team, alice, sender_number
+):
+    now = timezone.localtime()
+    TeamMessagingSettings.objects.create(
+        team=team,
+        quiet_hours_enabled=True,
+        quiet_start=(now - timedelta(hours=1)).time().replace(microsecond=0),
+        quiet_end=(now + timedelta(hours=1)).time().replace(microsecond=0),
+        time_zone=str(now.tzinfo),
+    )
+    campaign = started(team, alice, sender_number, 3)
+    assert running.feed() == 3
+    held = campaign_messages(campaign)
+    assert all(m.next_attempt_at > timezone.now() + timedelta(minutes=55) for m in held)
+    assert all(states.claim(m.pk) is None for m in held)

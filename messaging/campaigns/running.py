@@ -37,7 +37,7 @@ from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from messaging.campaigns import preflight, signals
-from messaging.consent import team_settings
+from messaging.consent import quiet_hours, team_settings
 from messaging.models import (
     Attachment,
     Campaign,
@@ -307,13 +307,13 @@ def _release_chunk(campaign, sender, count: int, files, suffix: str, now: dateti
     )
     if not batch:
         return 0
+    numbers = [r.phone_number for r in batch]
     first = (
-        team_settings.first_contacts(
-            campaign.team_id, sender.phone_number, [r.phone_number for r in batch]
-        )
+        team_settings.first_contacts(campaign.team_id, sender.phone_number, numbers)
         if suffix
         else set()
     )
+    held = _held_until(campaign.team_id, numbers, now)
     messages = OutboundMessage.objects.bulk_create(
         [
             OutboundMessage(
@@ -324,6 +324,8 @@ def _release_chunk(campaign, sender, count: int, files, suffix: str, now: dateti
                 created_by_id=campaign.created_by_id,
                 text=_with_suffix(r.text, suffix, r.phone_number in first),
                 created_at=now,
+                # Quiet hours hold an automated send in the outbox until they end.
+                next_attempt_at=held.get(r.phone_number),
             )
             for r in batch
         ]
@@ -342,6 +344,21 @@ def _release_chunk(campaign, sender, count: int, files, suffix: str, now: dateti
     outbox_signals.messages_created.send(sender=OutboundMessage, messages=messages)
     states.enqueue([m.pk for m in messages])
     return len(batch)
+
+
+def _held_until(team_id: int, numbers: list[str], now: datetime) -> dict[str, datetime]:
+    """For numbers inside the team's quiet hours now (in their contact's time zone, else the
+    team's), when the quiet hours end."""
+    found = team_settings.settings_for(team_id)
+    if not found.quiet_hours_enabled:
+        return {}
+    zones = quiet_hours.contact_zones(team_id, numbers)
+    held = {}
+    for number in numbers:
+        window = quiet_hours.window_for(team_id, number, team_settings=found, zones=zones)
+        if window is not None and window.contains(now):
+            held[number] = window.ends_after(now)
+    return held
 
 
 def _with_suffix(text: str, suffix: str, first: bool) -> str:

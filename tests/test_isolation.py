@@ -220,6 +220,7 @@ class Acme:
     notes: list = None
     contacts: list = None
     imports: list = None
+    campaigns: list = None
 
     def values(self, route: Route) -> list[dict]:
         """Ways to fill `route` with Acme's objects: one dict per combination to request."""
@@ -247,6 +248,7 @@ class Acme:
             "messaging.inbox.views": [c.pk for c in self.conversations],
             "messaging.contacts.views.contacts": [c.pk for c in self.contacts],
             "messaging.contacts.views.imports": [j.pk for j in self.imports],
+            "messaging.campaigns.views": [c.pk for c in self.campaigns],
         }
         if name == "pk" and module in by_module_pk:
             return by_module_pk[module]
@@ -354,6 +356,8 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
     markers += [ACME_RECEIVED_TEXT, ACME_NOTE, ACME_RECEIVED_FROM, received.file.name]
     contact, job = acme_contacts(team, alice_client)
     markers += [ACME_CONTACT, ACME_CONTACT_FILE, job.stored_name]
+    campaign = acme_campaign(alice_client, number)
+    markers += [ACME_CAMPAIGN]
     return Acme(
         team=team,
         messages=[queued, failed],
@@ -369,6 +373,7 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
         notes=[note],
         contacts=[contact],
         imports=[job],
+        campaigns=[campaign],
     )
 
 
@@ -395,6 +400,28 @@ def acme_contacts(team, client):
     )
     assert uploaded.status_code == 302, uploaded.content[:2000]
     return Contact.objects.get(team=team), ImportJob.objects.get(team=team)
+
+
+ACME_CAMPAIGN = "Acme spring recall"
+
+
+def acme_campaign(client, number):
+    """A campaign of Acme's, not started, made through its page."""
+    from messaging.models import Campaign
+
+    made = client.post(
+        "/campaigns/new/",
+        {
+            "name": ACME_CAMPAIGN,
+            "senders": [str(number.pk)],
+            "source": "file",
+            "list_file": SimpleUploadedFile("recall.csv", b"Name,Phone\nZed,6505559877\n"),
+            "text": "Hello {name}",
+            "missing_policy": "skip",
+        },
+    )
+    assert made.status_code == 302, made.content[:2000]
+    return Campaign.objects.get(name=ACME_CAMPAIGN)
 
 
 ACME_RECEIVED_FROM = "+16505559878"

@@ -35,6 +35,13 @@ def _campaign(membership, pk) -> Campaign:
     return campaign
 
 
+def _campaign_to_run(request, pk):
+    """The campaign (404 outside its team) and the member's membership, who must be a sender
+    (403 otherwise, once the campaign is known to be theirs to see)."""
+    campaign = _campaign(get_team_for_user(request), pk)
+    return get_rw_team_for_user(request, role=Role.SENDER), campaign
+
+
 @login_required
 @never_cache
 @require_GET
@@ -126,8 +133,7 @@ def campaign_detail(request, pk):
 @never_cache
 @require_http_methods(["GET", "POST"])
 def campaign_edit(request, pk):
-    membership = get_rw_team_for_user(request, role=Role.SENDER)
-    campaign = _campaign(membership, pk)
+    membership, campaign = _campaign_to_run(request, pk)
     if not campaign.is_editable:
         messages.error(
             request,
@@ -187,8 +193,7 @@ def _refused(request, campaign, status):
 
 
 def _action(request, pk, act, done: str):
-    membership = get_rw_team_for_user(request, role=Role.SENDER)
-    campaign = _campaign(membership, pk)
+    _, campaign = _campaign_to_run(request, pk)
     try:
         act(campaign)
     except running.CampaignRefused as refused:

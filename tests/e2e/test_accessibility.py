@@ -293,10 +293,22 @@ def test_pages_for_visitors_pass_the_checks(page):
 
 
 def test_pages_for_members_pass_the_checks(page, sign_in, alice, team, office):
-    from messaging.models import Contact, ContactNumber
+    from messaging.campaigns import creation, running
+    from messaging.models import Contact, ContactNumber, Tag
 
     contact = Contact.objects.create(team=team, name="Ann Lee", custom_fields={"Plan": "gold"})
     ContactNumber.objects.create(contact=contact, team=team, number="+16505550111")
+    contact.tags.add(Tag.objects.create(team=team, name="patients"))
+    ask = creation.Request(
+        name="Reminders",
+        sender_ids=[str(office["failed"].sender_number_id)],
+        text="Hello {first_name}",
+        source="tag",
+        tag="patients",
+    )
+    draft = creation.create(team.memberships.get(user=alice), ask)
+    started = creation.create(team.memberships.get(user=alice), ask)
+    running.start(started)
     sign_in(page, alice, team)
     for path in (
         "/dashboard/",
@@ -312,6 +324,10 @@ def test_pages_for_members_pass_the_checks(page, sign_in, alice, team, office):
         "/contacts/new/",
         f"/contacts/{contact.pk}/",
         "/contacts/import/",
+        "/campaigns/",
+        "/campaigns/new/",
+        f"/campaigns/{draft.pk}/",
+        f"/campaigns/{started.pk}/",
     ):
         check(page, path)
 

@@ -712,3 +712,28 @@ def test_quiet_hours_hold_released_messages_in_the_outbox_until_they_end(
     held = campaign_messages(campaign)
     assert all(m.next_attempt_at > timezone.now() + timedelta(minutes=55) for m in held)
     assert all(states.claim(m.pk) is None for m in held)
+
+
+def test_the_limiter_says_how_much_of_a_budget_is_still_used_a_few_seconds_ahead(db, settings):
+    from messaging.ringcentral import limits
+    from messaging.sending import ratelimit
+
+    clear_shared_limiter()
+    now = [1_000_000.0]
+    rates = {limits.SEND_GROUP: ratelimit.Rate(4, 10.0)}
+    default = ratelimit.get_limiter()
+    if isinstance(default, ratelimit.RedisRateLimiter):
+        limiter = ratelimit.RedisRateLimiter(default.client, rates, clock=lambda: now[0])
+    else:
+        limiter = ratelimit.DatabaseRateLimiter(rates, clock=lambda: now[0])
+    key = ratelimit.LimitKey("9001/101", limits.SEND_GROUP)
+    for at in (0.0, 3.0, 6.0):
+        now[0] = 1_000_000.0 + at
+        assert limiter.try_acquire([key]) == 0.0
+    # At 6 s, with a window of 10.3 s (margin included): all three are in it; 5 s later the
+    # first has left it, 8 s later the second too.
+    assert limiter.usage(key) == 3
+    assert limiter.usage_after(key, 5.0) == 2
+    assert limiter.usage_after(key, 8.0) == 1
+    assert ratelimit.NullRateLimiter().usage_after(key, 5.0) == 0
+    clear_shared_limiter()

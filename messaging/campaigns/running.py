@@ -2,9 +2,10 @@
 
 The feeder (``feed``, run by beat every few seconds and at once on start and resume) never
 floods the send queue. For each sender number it releases only as many recipients as the
-shared rate limiter can send in the next short window (``CAMPAIGN_RELEASE_WINDOW_SECONDS``),
-or what is free of its budget right now if that is more, minus the messages already waiting to
-be sent for that RingCentral user and that number; while one of the user's own messages (not
+shared rate limiter can grant before the next short window ends
+(``CAMPAIGN_RELEASE_WINDOW_SECONDS``: what is free now and what frees by then,
+``ratelimit.usage_after``), minus the messages already waiting to be sent for that RingCentral
+user and that number; while one of the user's own messages (not
 a campaign's) waits, only what is free right now. So the queue in front of a person's direct
 message or reply is at most one short window long, whatever the size of the campaign,
 and no campaign message released later takes a slot before it: it goes ahead at the next free
@@ -27,7 +28,6 @@ Resuming it starts again where it stopped.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -228,20 +228,22 @@ def feed_campaign(campaign_id: int, *, now: datetime | None = None) -> int:
 
 @dataclass(frozen=True)
 class Room:
-    """How many more messages one key may have waiting now."""
+    """What one key may grant: now, and by the end of the next short window."""
 
     free: int  # budget not used in its current window
-    ahead: int  # what it sends in the next short window
+    soon: int  # what it can grant before the next short window ends (free now, and freed by then)
 
 
 def key_room(limiter, key: ratelimit.LimitKey) -> Room:
-    if limiter.enabled:
-        rate, used = limiter.rate(key), limiter.usage(key)
-    else:
-        rate, used = ratelimit.configured_rates()[key.group], 0
     window = settings.CAMPAIGN_RELEASE_WINDOW_SECONDS
-    ahead = max(1, math.ceil(rate.limit * window / rate.window))
-    return Room(free=max(0, rate.limit - used), ahead=min(ahead, rate.limit))
+    if not limiter.enabled:
+        rate = ratelimit.configured_rates()[key.group]
+        return Room(free=rate.limit, soon=rate.limit)
+    limit = limiter.rate(key).limit
+    return Room(
+        free=max(0, limit - limiter.usage(key)),
+        soon=max(0, limit - limiter.usage_after(key, window)),
+    )
 
 
 def room_by_number(campaign: Campaign) -> dict:
@@ -268,14 +270,12 @@ def room_by_number(campaign: Campaign) -> dict:
                 # waiting message, may be used; the next slot that frees is that message's.
                 user_left[connection.pk] = room.free - waiting.count()
             else:
-                user_left[connection.pk] = max(room.free, room.ahead) - waiting.count()
+                user_left[connection.pk] = room.soon - waiting.count()
         number_room = key_room(limiter, ratelimit.LimitKey.for_number(sender.phone_number))
         waiting_here = OutboundMessage.objects.filter(
             from_number=sender.phone_number, status__in=WAITING_STATUSES
         ).count()
-        count = min(
-            user_left[connection.pk], max(number_room.free, number_room.ahead) - waiting_here
-        )
+        count = min(user_left[connection.pk], number_room.soon - waiting_here)
         if count > 0:
             plan[sender] = count
             user_left[connection.pk] -= count

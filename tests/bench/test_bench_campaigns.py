@@ -257,9 +257,16 @@ def test_b_use_of_the_allowed_rate(settings, media, team, alice, direct, monkeyp
     times = sorted(e["time"] for e in sends)
     needed = (count - 1) // LIMIT * WINDOW
     taken = times[-1] - times[0]
-    waits = [
-        (m.sent_at - m.created_at).total_seconds()
-        for m in OutboundMessage.objects.filter(pk__in=[d.pk for d in directs])
+    sent_directs = list(OutboundMessage.objects.filter(pk__in=[d.pk for d in directs]))
+    waits = [(m.sent_at - m.created_at).total_seconds() for m in sent_directs]
+    # Campaign messages released after a direct message was written but sent before it.
+    overtaking = [
+        OutboundMessage.objects.filter(
+            campaign_recipient__campaign=campaign,
+            created_at__gt=m.created_at,
+            sent_at__lt=m.sent_at,
+        ).count()
+        for m in sent_directs
     ]
     RESULTS.setdefault("b", {})["with direct messages" if direct else "campaign alone"] = {
         "messages": count,
@@ -269,6 +276,7 @@ def test_b_use_of_the_allowed_rate(settings, media, team, alice, direct, monkeyp
         "use": needed / taken,
         "rejected": statuses.count(429),
         "direct_wait_max": max(waits) if waits else None,
+        "overtaking": max(overtaking) if overtaking else None,
         "load": f"{before} / {load()}",
     }
     write_report()
@@ -330,15 +338,23 @@ def write_report() -> None:
             "limit allows / the time taken. Target: ≥ 95 %, no 429.",
             "",
             "| Run | Messages | Least time (s) | Time taken (s) | Use | 429 answers | "
-            "Longest wait of a direct message (s) | Target | Load |",
-            "|---|---:|---:|---:|---:|---:|---:|---|---|",
+            "Longest wait of a direct message (s) | Campaign messages released after a direct "
+            "message but sent before it | Target | Load |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
         ]
         for name, r in RESULTS["b"].items():
             wait = f"{r['direct_wait_max']:.1f}" if r["direct_wait_max"] is not None else "–"
+            ahead = str(r["overtaking"]) if r["overtaking"] is not None else "–"
             lines.append(
                 f"| {name} | {r['messages']} | {r['needed_s']:.0f} | {r['taken_s']:.1f} | "
-                f"{r['use']:.0%} | {r['rejected']} | {wait} | "
+                f"{r['use']:.0%} | {r['rejected']} | {wait} | {ahead} | "
                 f"{met(r['use'] >= 0.95 and r['rejected'] == 0)} | {r['load']} |"
             )
-        lines.append("")
+        lines += [
+            "",
+            "A direct message waits only for the user's budget: one written while the window's "
+            f"{LIMIT} sends are used up goes at the first slot that frees, and no campaign "
+            "message released after it is sent before it.",
+            "",
+        ]
     replace_section(SECTION, "\n".join(lines))

@@ -737,3 +737,36 @@ def test_the_limiter_says_how_much_of_a_budget_is_still_used_a_few_seconds_ahead
     assert limiter.usage_after(key, 8.0) == 1
     assert ratelimit.NullRateLimiter().usage_after(key, 5.0) == 0
     clear_shared_limiter()
+
+
+def test_an_mms_campaign_stores_its_files_once_and_every_message_shares_them(
+    tight, team, alice, sender_number, settings, tmp_path
+):
+    from tests.media_samples import jpeg
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path, "base_url": None},
+        },
+    }
+    photo = SimpleUploadedFile("flyer.jpg", jpeg(camera="Phone X", gps=True), "image/jpeg")
+    campaign = started(team, alice, sender_number, 3, attachments=[photo])
+    [stored] = campaign.files.all()
+    assert stored.original_name == "flyer.jpg" and stored.metadata_removed
+    assert running.feed() == 3
+    attachments = [m.attachments.get() for m in campaign_messages(campaign)]
+    assert {a.file.name for a in attachments} == {stored.file.name}
+    assert {a.sha256 for a in attachments} == {stored.sha256}
+    # A number that cannot send files is refused for an MMS campaign.
+    text_only = make_number(sender_number.connection, "+16505550109", mms=False)
+    errors = refused(
+        team,
+        alice,
+        sender_number,
+        upload=csv_upload([["P", number(1), "M"]]),
+        sender_ids=[str(text_only.pk)],
+        attachments=[SimpleUploadedFile("flyer.jpg", jpeg(), "image/jpeg")],
+    )
+    assert "not enabled for MMS" in errors["senders"][0]

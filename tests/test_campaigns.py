@@ -736,6 +736,10 @@ def test_the_limiter_says_how_much_of_a_budget_is_still_used_a_few_seconds_ahead
     assert limiter.usage_after(key, 5.0) == 2
     assert limiter.usage_after(key, 8.0) == 1
     assert ratelimit.NullRateLimiter().usage_after(key, 5.0) == 0
+    # The limit a key is paced by is the one RingCentral reported, once it has.
+    assert limiter.current_limit(key) == 4
+    limiter.observe(key, {"X-Rate-Limit-Limit": "40", "X-Rate-Limit-Window": "60"})
+    assert limiter.current_limit(key) == 40
     clear_shared_limiter()
 
 

@@ -239,7 +239,7 @@ def key_room(limiter, key: ratelimit.LimitKey) -> Room:
     if not limiter.enabled:
         rate = ratelimit.configured_rates()[key.group]
         return Room(free=rate.limit, soon=rate.limit)
-    limit = limiter.rate(key).limit
+    limit = limiter.current_limit(key)
     return Room(
         free=max(0, limit - limiter.usage(key)),
         soon=max(0, limit - limiter.usage_after(key, window)),

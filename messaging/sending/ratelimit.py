@@ -265,6 +265,11 @@ class RateLimiter:
         limit minus this is what it can grant before then (campaigns pace their releases by it)."""
         return self.usage(key)
 
+    def current_limit(self, key: LimitKey) -> int:
+        """The limit ``key`` is paced by now: what RingCentral reported, under the operator's
+        maximum, else the configured one (see ``effective_rate``)."""
+        return effective_rate(self.rate(key), None, None, self.maximum(key)).limit
+
     def acquire(
         self,
         keys: Sequence[LimitKey],
@@ -549,6 +554,15 @@ class RedisRateLimiter(RateLimiter):
             )
         )
 
+    def current_limit(self, key: LimitKey) -> int:
+        seen_limit, seen_window = self.client.hmget(self._redis_key(key, "seen"), "limit", "window")
+        return effective_rate(
+            self.rate(key),
+            int(seen_limit) if seen_limit else None,
+            float(seen_window) if seen_window else None,
+            self.maximum(key),
+        ).limit
+
     def usage_after(self, key: LimitKey, seconds: float) -> int:
         limit, window, max_limit, max_window = self._rate_args(key)
         return int(
@@ -706,6 +720,12 @@ class DatabaseRateLimiter(RateLimiter):
         now = self._now()
         window = self._effective(key, bucket, now).window
         return self.grants.filter(bucket=bucket, granted_at__gt=now - window).count()
+
+    def current_limit(self, key: LimitKey) -> int:
+        bucket = self.buckets.filter(key=key.name).first()
+        if bucket is None:
+            return super().current_limit(key)
+        return self._effective(key, bucket, self._now()).limit
 
     def usage_after(self, key: LimitKey, seconds: float) -> int:
         bucket = self.buckets.filter(key=key.name).first()

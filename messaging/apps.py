@@ -13,6 +13,9 @@ class MessagingConfig(AppConfig):
         # through signals; tracking hands instant-message deliveries to the inbox.
         from django.db.models.signals import post_delete
 
+        from messaging.campaigns import running as campaign_running
+        from messaging.campaigns import signals as campaign_signals
+        from messaging.campaigns import tasks as campaign_tasks
         from messaging.compose import picker
         from messaging.consent.signals import consent_changed
         from messaging.hooks import events as hook_events
@@ -33,11 +36,12 @@ class MessagingConfig(AppConfig):
         post_delete.connect(
             picker.release_template_file, sender=TemplateAttachment, dispatch_uid="template-file"
         )
+        # A started or resumed campaign releases its first messages at once, in a worker.
+        campaign_running.register_feed_soon(campaign_tasks.feed_soon)
         webhooks.register_instant_handler(instant.receive)
         webhooks.register_changes_handler(instant.changes_announced)
-        # Outgoing webhooks follow messages, conversations and consent (messaging/hooks/events.py).
-        # The campaigns room's `campaign_finished` signal is connected to
-        # `hook_events.on_campaign_finished` once that room sends it.
+        # Outgoing webhooks follow messages, conversations, consent and campaigns
+        # (messaging/hooks/events.py).
         outbox_signals.message_status_changed.connect(
             hook_events.on_message_status_changed, dispatch_uid="hooks-message-status"
         )
@@ -48,3 +52,6 @@ class MessagingConfig(AppConfig):
             hook_events.on_conversation_assigned, dispatch_uid="hooks-conversation-assigned"
         )
         consent_changed.connect(hook_events.on_consent_changed, dispatch_uid="hooks-consent")
+        campaign_signals.campaign_finished.connect(
+            hook_events.on_campaign_finished, dispatch_uid="hooks-campaign-finished"
+        )

@@ -8,6 +8,7 @@ from messaging.api.views import docs as api_docs
 from messaging.api.views import keys as api_key_views
 from messaging.api.views import resources as api
 from messaging.audit import views as audit_views
+from messaging.campaigns import views as campaign_views
 from messaging.compose import views as compose_views
 from messaging.consent import views as consent_views
 from messaging.contacts.views import contacts as contact_views
@@ -209,6 +210,19 @@ urlpatterns = [
     ),
     path("api/v1/contacts/<int:pk>", api.ContactDetail.as_view(), name="api_contact"),
     re_path(r"^api/", api_problems.not_found),
+    # campaigns
+    path("campaigns/", campaign_views.campaign_list, name="campaigns"),
+    path("campaigns/new/", campaign_views.campaign_new, name="campaign_new"),
+    path("campaigns/<int:pk>/", campaign_views.campaign_detail, name="campaign_detail"),
+    path("campaigns/<int:pk>/edit/", campaign_views.campaign_edit, name="campaign_edit"),
+    path("campaigns/<int:pk>/start/", campaign_views.campaign_start, name="campaign_start"),
+    path("campaigns/<int:pk>/pause/", campaign_views.campaign_pause, name="campaign_pause"),
+    path("campaigns/<int:pk>/resume/", campaign_views.campaign_resume, name="campaign_resume"),
+    path("campaigns/<int:pk>/cancel/", campaign_views.campaign_cancel, name="campaign_cancel"),
+    path(
+        "campaigns/<int:pk>/progress/", campaign_views.campaign_progress, name="campaign_progress"
+    ),
+    path("campaigns/<int:pk>/report.csv", campaign_views.campaign_report, name="campaign_report"),
     # webhooks
     path("ringcentral/webhook/", webhook_views.ringcentral_webhook, name="ringcentral_webhook"),
 ]

@@ -19,6 +19,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(
     [
         "messaging.api",
+        "messaging.campaigns",
         "messaging.compose",
         "messaging.contacts",
         "messaging.inbox",

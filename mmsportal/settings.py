@@ -414,6 +414,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 30.0},
     },
+    # Campaigns (messaging/campaigns/running.py): release the next messages of running
+    # campaigns, never more than the senders' rate limits send in the next short window.
+    "campaigns-feed": {
+        "task": "messaging.tasks.feed_campaigns",
+        "schedule": 2.0,
+        "options": {"expires": 2.0},
+    },
     "drafts-cleanup": {
         "task": "messaging.tasks.cleanup",
         "schedule": crontab(minute=41),
@@ -544,6 +551,13 @@ RINGCENTRAL_WEBHOOK_RENEW_BEFORE = env.int("RINGCENTRAL_WEBHOOK_RENEW_BEFORE", d
 
 # --- Outbox (messaging/outbox/states.py, messaging/sending/) ------------------------------------
 # Tries per message, and the waits before the 2nd, 3rd, … try (each spread by ±20 %).
+# Campaigns (messaging/campaigns/): at most this many recipients in one campaign; the feeder
+# keeps at most what the senders send in this many seconds waiting in the outbox; a campaign
+# stops itself after this many failures in a row (0: never).
+CAMPAIGN_MAX_RECIPIENTS = env.int("CAMPAIGN_MAX_RECIPIENTS", default=100_000)
+CAMPAIGN_RELEASE_WINDOW_SECONDS = env.float("CAMPAIGN_RELEASE_WINDOW_SECONDS", default=10.0)
+CAMPAIGN_STOP_AFTER_FAILURES = env.int("CAMPAIGN_STOP_AFTER_FAILURES", default=20)
+
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=6)
 OUTBOX_BACKOFF_SECONDS = tuple(
     env.list("OUTBOX_BACKOFF_SECONDS", cast=float, default=[10, 30, 90, 300, 900])

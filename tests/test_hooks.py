@@ -518,18 +518,30 @@ def test_contact_opted_out_from_the_consent_page(
     verified(endpoint.plain_secret, receiver.requests[0])
 
 
-def test_campaign_finished_is_published_for_the_campaigns_room(
-    team, endpoint, receiver, handed, django_capture_on_commit_callbacks
+def test_campaign_finished_when_a_campaign_is_canceled(
+    team, alice, endpoint, receiver, handed, django_capture_on_commit_callbacks
 ):
-    class Campaign:
-        pk, team_id, name, status = 7, team.pk, "Spring sale", "finished"
+    from messaging.campaigns import creation, running
+    from messaging.models import Contact, ContactNumber, Tag
 
+    number = make_number(make_connection(team, alice, shared=True), OURS)
+    tag = Tag.objects.create(team=team, name="spring")
+    for n in range(3):
+        contact = Contact.objects.create(team=team, name=f"Pat {n}")
+        ContactNumber.objects.create(contact=contact, team=team, number=f"+1650555017{n}")
+        contact.tags.add(tag)
+    ask = creation.Request(
+        name="Spring sale", sender_ids=[str(number.pk)], text="Hi {first_name}", tag="spring"
+    )
+    campaign = creation.create(membership(team, alice), ask)
     with django_capture_on_commit_callbacks(execute=True):
-        events.campaign_finished(Campaign())
+        running.start(campaign)
+        running.cancel(campaign)
     run_handed(handed)
-    (payload,) = receiver.bodies()
-    assert payload["type"] == "campaign.finished"
-    assert payload["data"]["campaign_id"] == 7 and payload["data"]["name"] == "Spring sale"
+    (payload,) = [body for body in receiver.bodies() if body["type"] == "campaign.finished"]
+    assert payload["data"]["campaign_id"] == campaign.pk
+    assert payload["data"]["name"] == "Spring sale"
+    assert payload["data"]["status"] == "canceled"
 
 
 # --- README -----------------------------------------------------------------------------------

@@ -229,6 +229,7 @@ class Acme:
     webhooks: list = None
     deliveries: list = None
     api_keys: list = None
+    campaigns: list = None
 
     def values(self, route: Route) -> list[dict]:
         """Ways to fill `route` with Acme's objects: one dict per combination to request."""
@@ -263,6 +264,7 @@ class Acme:
             # The compose room's views name a template by pk (its files).
             "messaging.compose.views": [t.pk for t in self.templates],
             "messaging.hooks.views": [w.pk for w in self.webhooks],
+            "messaging.campaigns.views": [c.pk for c in self.campaigns],
         }
         # The API's views share one module: `pk` follows the view's resource.
         api = "messaging.api.views.resources."
@@ -387,6 +389,8 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
     markers += [ACME_WEBHOOK_URL, delivery.event_id]
     api_key = api_keys.create_key(owner, name="Acme booking system", role=Role.SENDER)
     markers += ["Acme booking system", api_key.api_key.prefix, api_key.secret]
+    campaign = acme_campaign(alice_client, number)
+    markers += [ACME_CAMPAIGN]
     return Acme(
         team=team,
         messages=[queued, failed],
@@ -407,6 +411,7 @@ def build_acme(team, alice, bob, alice_client) -> Acme:
         webhooks=[webhook],
         deliveries=[delivery],
         api_keys=[api_key.api_key],
+        campaigns=[campaign],
     )
 
 
@@ -477,6 +482,28 @@ def acme_contacts(team, client):
     )
     assert uploaded.status_code == 302, uploaded.content[:2000]
     return Contact.objects.get(team=team), ImportJob.objects.get(team=team)
+
+
+ACME_CAMPAIGN = "Acme spring recall"
+
+
+def acme_campaign(client, number):
+    """A campaign of Acme's, not started, made through its page."""
+    from messaging.models import Campaign
+
+    made = client.post(
+        "/campaigns/new/",
+        {
+            "name": ACME_CAMPAIGN,
+            "senders": [str(number.pk)],
+            "source": "file",
+            "list_file": SimpleUploadedFile("recall.csv", b"Name,Phone\nZed,6505559877\n"),
+            "text": "Hello {name}",
+            "missing_policy": "skip",
+        },
+    )
+    assert made.status_code == 302, made.content[:2000]
+    return Campaign.objects.get(name=ACME_CAMPAIGN)
 
 
 ACME_RECEIVED_FROM = "+16505559878"

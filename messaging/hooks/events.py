@@ -237,5 +237,5 @@ def campaign_finished(campaign) -> None:
 
 
 def on_campaign_finished(sender, campaign, **kwargs) -> None:
-    """For `messaging.campaigns.signals.campaign_finished`, once it exists."""
+    """For `messaging.campaigns.signals.campaign_finished` (connected in MessagingConfig.ready)."""
     campaign_finished(campaign)

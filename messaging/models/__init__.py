@@ -12,6 +12,7 @@ contacts    Contact, its ContactNumbers and Tags; ImportJob and its ImportProble
 inbox       Conversation, ConversationMessage (both directions), InboxFile, ConversationNote,
             ConversationRead, InboxSync, Notification
 templates   MessageTemplate (personal or team, with its MissingPolicy) and TemplateAttachments
+campaigns   Campaign, its CampaignFiles and CampaignRecipients
 tracking    TrackingPace and WebhookSubscription (delivery reports)
 hooks       WebhookEndpoint, its WebhookDeliveries and their WebhookAttempts (outgoing webhooks)
 audit       AuditEntry (the append-only audit log) and its AuditAction catalogue
@@ -21,6 +22,18 @@ ratelimit   RateLimitBucket and RateLimitGrant (the database rate limiter's stat
 
 from .api import ApiKey, IdempotencyRecord, IdempotencyState
 from .audit import SYSTEM, AuditAction, AuditEntry, AuditEntryError
+from .campaigns import (
+    ACTIVE_CAMPAIGN_STATUSES,
+    ENDED_CAMPAIGN_STATUSES,
+    Campaign,
+    CampaignFile,
+    CampaignRecipient,
+    CampaignStatus,
+    MissingFieldPolicy,
+    RecipientSource,
+    RecipientState,
+    SkipKind,
+)
 from .consent import (
     EVERY_NUMBER,
     ConsentChange,
@@ -86,6 +99,16 @@ __all__ = [
     "ApiKey",
     "IdempotencyRecord",
     "IdempotencyState",
+    "ACTIVE_CAMPAIGN_STATUSES",
+    "ENDED_CAMPAIGN_STATUSES",
+    "Campaign",
+    "CampaignFile",
+    "CampaignRecipient",
+    "CampaignStatus",
+    "MissingFieldPolicy",
+    "RecipientSource",
+    "RecipientState",
+    "SkipKind",
     "ACCEPTED_STATUSES",
     "CLAIMABLE_STATUSES",
     "FINAL_STATUSES",

@@ -260,6 +260,16 @@ class RateLimiter:
         """How many grants of ``key`` lie within its current window (for the console and tests)."""
         raise NotImplementedError
 
+    def usage_after(self, key: LimitKey, seconds: float) -> int:
+        """How many grants of ``key`` will still lie within its window ``seconds`` from now: its
+        limit minus this is what it can grant before then (campaigns pace their releases by it)."""
+        return self.usage(key)
+
+    def current_limit(self, key: LimitKey) -> int:
+        """The limit ``key`` is paced by now: what RingCentral reported, under the operator's
+        maximum, else the configured one (see ``effective_rate``)."""
+        return effective_rate(self.rate(key), None, None, self.maximum(key)).limit
+
     def acquire(
         self,
         keys: Sequence[LimitKey],
@@ -306,6 +316,9 @@ class NullRateLimiter(RateLimiter):
         return None
 
     def usage(self, key: LimitKey) -> int:
+        return 0
+
+    def usage_after(self, key: LimitKey, seconds: float) -> int:
         return 0
 
 
@@ -432,6 +445,17 @@ return redis.call('ZCOUNT', KEYS[1], '(' .. fmt(now - window), '+inf')
 """
 )
 
+# As _LUA_USAGE, counting only the grants still inside the window ARGV[8] seconds from now.
+_LUA_USAGE_AFTER = (
+    _LUA_CLOCK
+    + """
+local now = clock(ARGV[1])
+local _, window = effective(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[2]),
+                            tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
+return redis.call('ZCOUNT', KEYS[1], '(' .. fmt(now - window + tonumber(ARGV[8])), '+inf')
+"""
+)
+
 
 class RedisRateLimiter(RateLimiter):
     """Sorted-set logs in Redis, checked and granted by one Lua script per call.
@@ -451,6 +475,7 @@ class RedisRateLimiter(RateLimiter):
         self._pause = client.register_script(_LUA_PAUSE)
         self._observe = client.register_script(_LUA_OBSERVE)
         self._usage = client.register_script(_LUA_USAGE)
+        self._usage_after = client.register_script(_LUA_USAGE_AFTER)
 
     def _redis_key(self, key: LimitKey, part: str) -> str:
         return f"{self.prefix}{key.name}:{part}"
@@ -525,6 +550,33 @@ class RedisRateLimiter(RateLimiter):
                     repr(self.margin_share),
                     max_limit,
                     max_window,
+                ],
+            )
+        )
+
+    def current_limit(self, key: LimitKey) -> int:
+        seen_limit, seen_window = self.client.hmget(self._redis_key(key, "seen"), "limit", "window")
+        return effective_rate(
+            self.rate(key),
+            int(seen_limit) if seen_limit else None,
+            float(seen_window) if seen_window else None,
+            self.maximum(key),
+        ).limit
+
+    def usage_after(self, key: LimitKey, seconds: float) -> int:
+        limit, window, max_limit, max_window = self._rate_args(key)
+        return int(
+            self._usage_after(
+                keys=[self._redis_key(key, "log"), self._redis_key(key, "seen")],
+                args=[
+                    self._now_arg(),
+                    repr(self.margin),
+                    limit,
+                    window,
+                    repr(self.margin_share),
+                    max_limit,
+                    max_window,
+                    repr(float(seconds)),
                 ],
             )
         )
@@ -668,6 +720,20 @@ class DatabaseRateLimiter(RateLimiter):
         now = self._now()
         window = self._effective(key, bucket, now).window
         return self.grants.filter(bucket=bucket, granted_at__gt=now - window).count()
+
+    def current_limit(self, key: LimitKey) -> int:
+        bucket = self.buckets.filter(key=key.name).first()
+        if bucket is None:
+            return super().current_limit(key)
+        return self._effective(key, bucket, self._now()).limit
+
+    def usage_after(self, key: LimitKey, seconds: float) -> int:
+        bucket = self.buckets.filter(key=key.name).first()
+        if bucket is None:
+            return 0
+        now = self._now()
+        window = self._effective(key, bucket, now).window
+        return self.grants.filter(bucket=bucket, granted_at__gt=now - window + seconds).count()
 
     def cleanup(self, older_than: float = 3600.0) -> int:
         """Delete grants older than ``older_than`` seconds (each call prunes only its own keys)."""

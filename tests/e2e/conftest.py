@@ -218,6 +218,7 @@ class Backend:
     def _tick(self):
         from django.db import connection
 
+        from messaging.campaigns.tasks import feed_campaigns
         from messaging.inbox.tasks import download_inbox_files, sync_inboxes
         from messaging.sending import tasks
         from messaging.tracking.tasks import poll_statuses
@@ -228,6 +229,8 @@ class Backend:
                     # The dispatcher publishes send tasks, so it runs here where the test's
                     # queue is the default; the poll itself runs in the worker.
                     tasks.dispatch_due()
+                    # The campaign feeder too: the messages it releases are published here.
+                    feed_campaigns()
                     poll_statuses.delay()
                     sync_inboxes.delay()
                     download_inbox_files.delay()

@@ -293,13 +293,25 @@ def test_pages_for_visitors_pass_the_checks(page):
 
 
 def test_pages_for_members_pass_the_checks(page, sign_in, alice, team, office):
-    from messaging.models import Contact, ContactNumber, MessageStatus, MessageTemplate
+    from messaging.campaigns import creation, running
+    from messaging.models import Contact, ContactNumber, MessageStatus, MessageTemplate, Tag
     from tests.factories import message_in
 
     contact = Contact.objects.create(team=team, name="Ann Lee", custom_fields={"Plan": "gold"})
     ContactNumber.objects.create(contact=contact, team=team, number="+16505550111")
     template = MessageTemplate.objects.create(team=team, name="Reminder", text="Hi {first_name}")
     scheduled = message_in(office["failed"].sender_number, alice, MessageStatus.SCHEDULED)
+    contact.tags.add(Tag.objects.create(team=team, name="patients"))
+    ask = creation.Request(
+        name="Reminders",
+        sender_ids=[str(office["failed"].sender_number_id)],
+        text="Hello {first_name}",
+        source="tag",
+        tag="patients",
+    )
+    draft = creation.create(team.memberships.get(user=alice), ask)
+    started = creation.create(team.memberships.get(user=alice), ask)
+    running.start(started)
     sign_in(page, alice, team)
     for path in (
         "/dashboard/",
@@ -320,6 +332,10 @@ def test_pages_for_members_pass_the_checks(page, sign_in, alice, team, office):
         f"/templates/{template.pk}/",
         f"/messages/{scheduled.pk}/",
         f"/teams/{team.slug}/api-keys/",
+        "/campaigns/",
+        "/campaigns/new/",
+        f"/campaigns/{draft.pk}/",
+        f"/campaigns/{started.pk}/",
     ):
         check(page, path)
 

@@ -127,6 +127,25 @@ def test_a_campaign_from_a_csv_file_uses_its_columns_as_merge_fields(
     assert texts == [(PAT, "Hi Pat, see you Monday."), (SAM, "Hi Sam, see you Tue.")]
 
 
+def test_a_form_with_chosen_contacts_and_a_photo_makes_an_mms_campaign(
+    emulator, api_link, tagged, sender_api, team
+):
+    from messaging.models import CampaignFile
+    from tests import media_samples
+
+    photo = io.BytesIO(media_samples.png(80, 60))
+    photo.name = "map.png"
+    ids = [str(c.pk) for c in book.contacts(team).filter(name__in=["Pat Doe", "Lee"])]
+    response = sender_api.post_form(
+        "/api/v1/campaigns",
+        {"name": "Map", "from": [FROM], "text": "Here", "contact_ids": ids, "attachments": [photo]},
+    )
+    assert response.status_code == 201, response.content
+    campaign_id = response.json()["id"]
+    assert CampaignFile.objects.filter(campaign_id=campaign_id).count() == 1
+    assert CampaignRecipient.objects.filter(campaign_id=campaign_id).count() == 2
+
+
 def test_a_retry_with_the_same_key_and_body_creates_one_campaign(emulator, api_link, sender_api):
     def post():
         upload = csv_file([["Pat", PAT, "Monday"]])

@@ -71,12 +71,16 @@ class SenderNumbers(serializers.Field):
 
 
 class Identifier(serializers.IntegerField):
-    """A JSON integer (not text, not true/false) that fits a database id."""
+    """A JSON integer (not text, not true/false) that fits a database id; digits in a form."""
 
     def __init__(self, **kwargs):
         super().__init__(min_value=1, max_value=MAX_ID, **kwargs)
 
     def to_internal_value(self, data):
+        # A form's parts are all text: there, digits are an id too.
+        in_a_form = hasattr(getattr(self.root, "initial_data", None), "getlist")
+        if in_a_form and isinstance(data, str) and data.isascii() and data.isdigit():
+            data = int(data)
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)

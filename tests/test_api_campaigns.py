@@ -427,3 +427,19 @@ def test_bad_list_parameters_are_400(api_link, sender_api):
     for params in ({"status": "sleeping"}, {"cursor": "abc"}, {"cursor": "-1"}):
         assert problem(sender_api.get("/api/v1/campaigns", params))["status"] == 400
     assert problem(sender_api.get("/api/v1/campaigns/99999999"))["status"] == 404
+
+
+def test_the_lists_queries_do_not_grow_with_its_rows(emulator, api_link, tagged, sender_api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert sender_api.get("/api/v1/campaigns").status_code == 200
+        return len(captured)
+
+    create_from_tag(sender_api)
+    one = queries()
+    for i in range(4):
+        create_from_tag(sender_api, name=f"More {i}")
+    assert queries() == one

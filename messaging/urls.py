@@ -4,6 +4,7 @@ Names here are used by the layout's navigation."""
 from django.urls import path, re_path
 
 from messaging.api import problems as api_problems
+from messaging.api.views import campaigns as api_campaigns
 from messaging.api.views import docs as api_docs
 from messaging.api.views import keys as api_key_views
 from messaging.api.views import resources as api
@@ -209,6 +210,38 @@ urlpatterns = [
         name="api_contact_import",
     ),
     path("api/v1/contacts/<int:pk>", api.ContactDetail.as_view(), name="api_contact"),
+    path("api/v1/campaigns", api_campaigns.CampaignList.as_view(), name="api_campaigns"),
+    path("api/v1/campaigns/<int:pk>", api_campaigns.CampaignDetail.as_view(), name="api_campaign"),
+    path(
+        "api/v1/campaigns/<int:pk>/start",
+        api_campaigns.CampaignStart.as_view(),
+        name="api_campaign_start",
+    ),
+    path(
+        "api/v1/campaigns/<int:pk>/pause",
+        api_campaigns.CampaignPause.as_view(),
+        name="api_campaign_pause",
+    ),
+    path(
+        "api/v1/campaigns/<int:pk>/resume",
+        api_campaigns.CampaignResume.as_view(),
+        name="api_campaign_resume",
+    ),
+    path(
+        "api/v1/campaigns/<int:pk>/cancel",
+        api_campaigns.CampaignCancel.as_view(),
+        name="api_campaign_cancel",
+    ),
+    path(
+        "api/v1/campaigns/<int:pk>/report",
+        api_campaigns.CampaignReport.as_view(),
+        name="api_campaign_report",
+    ),
+    path(
+        "api/v1/campaigns/<int:pk>/report.csv",
+        api_campaigns.CampaignReportCsv.as_view(),
+        name="api_campaign_report_csv",
+    ),
     re_path(r"^api/", api_problems.not_found),
     # campaigns
     path("campaigns/", campaign_views.campaign_list, name="campaigns"),

@@ -503,7 +503,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mmsportal API",
-    "DESCRIPTION": "Send and read text messages, conversations and contacts of a team. "
+    "DESCRIPTION": "Send and read text messages, conversations, contacts and campaigns of a team. "
     "Authenticate with a team API key: `Authorization: Bearer <key>`.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -511,6 +511,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"CampaignStatusEnum": "messaging.models.CampaignStatus"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "messaging.api.schema.add_problem_responses",

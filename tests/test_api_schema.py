@@ -20,7 +20,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from messaging.models import Conversation, Role
+from messaging.campaigns import creation
+from messaging.models import Conversation, Membership, Role
 from tests.api_fixtures import FROM, PAT, key_for
 from tests.factories import make_message
 from tests.tracking_helpers import fresh_limits  # noqa: F401 - fixture
@@ -84,7 +85,16 @@ def known_ids(api_link, team, alice):
         team=team, connection=number.connection, team_number=FROM, contact_key=PAT,
         last_message_at=number.synced_at,
     )  # fmt: skip
-    return {"messages": message.pk, "contacts": contact.pk, "conversations": conversation.pk}
+    campaign = creation.create(
+        Membership.objects.get(team=team, user=alice),
+        creation.Request(name="Spring", sender_ids=[FROM], text="Hi {name}", tag="north"),
+    )
+    return {
+        "messages": message.pk,
+        "contacts": contact.pk,
+        "conversations": conversation.pk,
+        "campaigns": campaign.pk,
+    }
 
 
 CALLS = itertools.count()

@@ -43,3 +43,16 @@ def decode_id_cursor(value: str) -> int:
     if not value.isascii() or not value.isdigit() or not 0 < int(value) <= MAX_ID:
         raise bad_cursor()
     return int(value)
+
+
+def encode_pair_cursor(first: int, pk: int) -> str:
+    """A cursor over (a position, id) order, such as a campaign report's rows."""
+    return f"{first}.{pk}"
+
+
+def decode_pair_cursor(value: str) -> tuple[int, int]:
+    first, dot, pk = value.partition(".")
+    parts = (first, pk)
+    if not dot or not all(p.isascii() and p.isdigit() and int(p) <= MAX_ID for p in parts):
+        raise bad_cursor()
+    return int(first), int(pk)

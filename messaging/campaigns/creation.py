@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.conf import settings
@@ -26,7 +26,7 @@ from django.db.models import Min
 
 from messaging.campaigns import preflight
 from messaging.compose import media
-from messaging.compose.drafts import delete_stored, store_bytes, stored_file_fields
+from messaging.compose.drafts import delete_stored, store_bytes, stored_file_fields, stored_media
 from messaging.compose.senders import find_sender, sender_refusal
 from messaging.compose.submission import budget_problems, clean_text, text_problems
 from messaging.compose.uploads import fit_photos, ingest_upload
@@ -44,6 +44,7 @@ from messaging.models import (
     RecipientState,
     Role,
     SkipKind,
+    TemplateAttachment,
 )
 
 # Recipients written per statement.
@@ -73,6 +74,9 @@ class Request:
     contact_ids: Sequence[int] = ()
     upload: object | None = None  # a Django UploadedFile
     attachments: Sequence[object] = ()  # Django UploadedFiles
+    # The files of the template the campaign starts from (TemplateAttachments): copied, so
+    # later changes to the template leave the campaign as it was created.
+    template_files: Sequence[TemplateAttachment] = ()
     start_at: datetime | None = None
     errors: dict[str, list[str]] = field(default_factory=dict)
 
@@ -232,6 +236,14 @@ def create(membership, request: Request, *, now: datetime | None = None) -> Camp
         errors["missing_policy"].append("Write the fallback text, or choose to skip recipients.")
 
     files, file_problems = [], []
+    for row in request.template_files:
+        try:
+            files.append(template_file(row))
+        except OSError:
+            file_problems.append(
+                f"“{row.original_name}” of the template is no longer available. Pick the "
+                "template again, or attach the file yourself."
+            )
     for upload in request.attachments:
         try:
             files.append(ingest_upload(upload))
@@ -336,6 +348,28 @@ def create(membership, request: Request, *, now: datetime | None = None) -> Camp
     # Consent and landline facts are looked up again when the campaign starts.
     preflight.mark_unsendable(campaign)
     return campaign
+
+
+def template_file(row: TemplateAttachment) -> media.MediaFile:
+    """A template's file as a new file of the campaign: its bytes (and preview) are read now,
+    so a file gone from storage is a problem of the form, and stored again under new names
+    when the campaign is written."""
+    with default_storage.open(row.file.name, "rb") as handle:
+        data = handle.read()
+    thumbnail = None
+    if row.thumbnail.name:
+        with default_storage.open(row.thumbnail.name, "rb") as handle:
+            thumbnail = handle.read()
+    # Already fitted once when added to the template; shrinking it again would only lose quality.
+    return replace(
+        stored_media(row, fittable=False),
+        _data=data,
+        loader=None,
+        path=None,
+        stored_name=None,
+        thumbnail=thumbnail,
+        thumbnail_name="",
+    )
 
 
 def recipient_row(campaign: Campaign, row: Row) -> CampaignRecipient:

@@ -228,11 +228,13 @@ def test_the_preflight_page_measures_each_merged_message(
     assert 'data-preflight="segments">3<' in html
 
 
-def test_the_edit_page_takes_a_templates_text_and_keeps_the_campaigns_files(
+def test_the_edit_page_takes_a_templates_text_and_files_in_place_of_the_campaigns(
     directions,
     team,
+    alice,
     bob_client,
     sender_number,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     add_contact(team, "Bo Ray", number(2), tags=["patients"])
     plain = MessageTemplate.objects.create(
@@ -241,15 +243,38 @@ def test_the_edit_page_takes_a_templates_text_and_keeps_the_campaigns_files(
     page = bob_client.get(f"/campaigns/new/?template={directions.pk}").content.decode()
     assert post_from(bob_client, sender_number, page).status_code == 302
     campaign = Campaign.objects.get()
+    [flyer] = campaign.files.all()
+
+    # A template without files: its text, and the campaign loses its file when saved.
     edit = bob_client.get(f"/campaigns/{campaign.pk}/edit/?template={plain.pk}").content.decode()
     filled = prefilled(edit)
     assert filled["text"] == "See you soon, {first_name}." and filled["missing_policy"] == "skip"
+    assert 'id="files-dropped"' in edit
     assert bob_client.get(f"/campaigns/{campaign.pk}/edit/?template=abc").status_code == 404
-    response = bob_client.post(
-        f"/campaigns/{campaign.pk}/edit/",
-        {"name": "Visit", "text": filled["text"], "missing_policy": "skip"},
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = bob_client.post(
+            f"/campaigns/{campaign.pk}/edit/", {"name": "Visit", "missing_policy": "skip", **filled}
+        )
     assert response.status_code == 302
     campaign.refresh_from_db()
     assert campaign.recipients.get().text == "See you soon, Bo."
-    assert [f.original_name for f in campaign.files.all()] == ["map.png"]
+    assert not campaign.files.exists() and not default_storage.exists(flyer.file.name)
+
+    # Back to the template with the photo: a fresh copy of it becomes the campaign's file.
+    edit = bob_client.get(f"/campaigns/{campaign.pk}/edit/?template={directions.pk}")
+    response = bob_client.post(
+        f"/campaigns/{campaign.pk}/edit/",
+        {"name": "Visit", **prefilled(edit.content.decode())},
+    )
+    assert response.status_code == 302
+    [copy] = campaign.files.all()
+    assert copy.original_name == "map.png" and default_storage.exists(copy.file.name)
+    assert copy.file.name != TemplateAttachment.objects.get().file.name
+    assert campaign.recipients.get().text == "Hi Bo, our office is expecting you."
+
+    # A template from outside what Bob may read is refused when saving too.
+    other = MessageTemplate.objects.create(team=team, owner=alice, name="Alice's")
+    response = bob_client.post(
+        f"/campaigns/{campaign.pk}/edit/", {"name": "Visit", "text": "x", "template": other.pk}
+    )
+    assert response.status_code == 404

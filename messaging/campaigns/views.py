@@ -193,10 +193,15 @@ def campaign_edit(request, pk):
         template = _picked_template(membership, request.GET)
         form = CampaignFields(initial=initial | _from_template(template), team=membership.team)
         return _edit_page(request, membership, campaign, form, template)
+    template = _picked_template(membership, request.POST)
     form = CampaignFields(request.POST, team=membership.team)
     if form.is_valid():
         try:
-            creation.update(campaign, **form.cleaned_data)
+            creation.update(
+                campaign,
+                **form.cleaned_data,
+                template_files=list(template.attachments.all()) if template else None,
+            )
         except creation.CampaignInvalid as invalid:
             for name, found in invalid.errors.items():
                 for message in found:
@@ -204,7 +209,7 @@ def campaign_edit(request, pk):
         else:
             messages.success(request, "Campaign saved.")
             return HttpResponseRedirect(reverse("campaign_detail", args=[campaign.pk]))
-    return _edit_page(request, membership, campaign, form, status=400)
+    return _edit_page(request, membership, campaign, form, template, status=400)
 
 
 def _edit_page(request, membership, campaign, form, template=None, status=200):

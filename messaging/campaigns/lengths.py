@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models.functions import Length
+
 from messaging.message_templates.segments import TextLength, measure
 from messaging.models import Campaign, CampaignRecipient, RecipientState
 
@@ -38,15 +40,18 @@ def describe(length: TextLength) -> str:
 
 
 def message_lengths(campaign: Campaign) -> MessageLengths | None:
-    """The shortest and longest message still to send (by segments); None when
+    """The shortest and longest message still to send (by segments, then by length); None when
     no recipient gets a message."""
     rows = (
         CampaignRecipient.objects.filter(campaign=campaign)
         .exclude(state=RecipientState.SKIPPED)
         .only("text")
     )
-    shortest = rows.order_by("segments", "pk").first()
-    longest = rows.order_by("-segments", "-pk").first()
+    # Within the same number of segments, characters stand in for UTF-16 units (they differ
+    # only by the emoji and other characters outside the Basic Multilingual Plane).
+    rows = rows.annotate(characters=Length("text"))
+    shortest = rows.order_by("segments", "characters", "pk").first()
+    longest = rows.order_by("-segments", "-characters", "-pk").first()
     if shortest is None or longest is None:
         return None
     return MessageLengths(measure(shortest.text), measure(longest.text))

@@ -12,6 +12,7 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from messaging.campaigns import creation
 from messaging.models import (
     Campaign,
     MessageTemplate,
@@ -20,6 +21,7 @@ from messaging.models import (
     TemplateAttachment,
 )
 from tests import media_samples as samples
+from tests.factories import make_number
 from tests.test_campaigns import add_contact, csv_upload, number
 from tests.test_campaigns import sender_number as sender_number  # noqa: F401 - a fixture
 
@@ -278,3 +280,33 @@ def test_the_edit_page_takes_a_templates_text_and_files_in_place_of_the_campaign
         f"/campaigns/{campaign.pk}/edit/", {"name": "Visit", "text": "x", "template": other.pk}
     )
     assert response.status_code == 404
+
+
+def test_a_templates_files_on_a_number_without_mms_are_refused_and_nothing_changes(
+    directions,
+    team,
+    bob,
+    bob_client,
+    sender_number,  # noqa: F811
+):
+    add_contact(team, "Bo Ray", number(2), tags=["patients"])
+    text_only = make_number(sender_number.connection, "+16505550109", mms=False)
+    campaign = creation.create(
+        team.memberships.get(user=bob),
+        creation.Request(
+            name="Visit",
+            sender_ids=[str(text_only.pk)],
+            text="Hello {first_name}",
+            source="tag",
+            tag="patients",
+        ),
+    )
+    edit = bob_client.get(f"/campaigns/{campaign.pk}/edit/?template={directions.pk}")
+    response = bob_client.post(
+        f"/campaigns/{campaign.pk}/edit/", {"name": "Visit", **prefilled(edit.content.decode())}
+    )
+    assert response.status_code == 400
+    assert "not enabled for MMS" in unescape(response.content.decode())
+    campaign.refresh_from_db()
+    assert campaign.text == "Hello {first_name}" and not campaign.files.exists()
+    assert campaign.recipients.get().text == "Hello Bo"

@@ -544,8 +544,6 @@ def update(
         locked.name, locked.text, locked.start_at = name, text, start_at
         locked.missing_policy, locked.fallback_text = missing_policy, fallback
         locked.save()
-        if files is not None:
-            replace_files(locked, files)
         # Recipients skipped for a reason the text does not decide keep it.
         again = CampaignRecipient.objects.filter(campaign=locked).filter(
             skip_kind__in=["", SkipKind.MISSING_FIELD]
@@ -569,4 +567,7 @@ def update(
             CampaignRecipient.objects.bulk_update(
                 chunk, ["text", "segments", "state", "skip_kind", "skip_reason"]
             )
+        # Last in the transaction: nothing after it can fail and leave the new bytes behind.
+        if files is not None:
+            replace_files(locked, files)
     campaign.refresh_from_db()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.conf import settings
@@ -26,7 +26,7 @@ from django.db.models import Min
 
 from messaging.campaigns import preflight
 from messaging.compose import media
-from messaging.compose.drafts import delete_stored, store_bytes, stored_file_fields
+from messaging.compose.drafts import delete_stored, store_bytes, stored_file_fields, stored_media
 from messaging.compose.senders import find_sender, sender_refusal
 from messaging.compose.submission import budget_problems, clean_text, text_problems
 from messaging.compose.uploads import fit_photos, ingest_upload
@@ -44,6 +44,7 @@ from messaging.models import (
     RecipientState,
     Role,
     SkipKind,
+    TemplateAttachment,
 )
 
 # Recipients written per statement.
@@ -73,6 +74,9 @@ class Request:
     contact_ids: Sequence[int] = ()
     upload: object | None = None  # a Django UploadedFile
     attachments: Sequence[object] = ()  # Django UploadedFiles
+    # The files of the template the campaign starts from (TemplateAttachments): copied, so
+    # later changes to the template leave the campaign as it was created.
+    template_files: Sequence[TemplateAttachment] = ()
     start_at: datetime | None = None
     errors: dict[str, list[str]] = field(default_factory=dict)
 
@@ -231,7 +235,7 @@ def create(membership, request: Request, *, now: datetime | None = None) -> Camp
     if request.missing_policy == MissingFieldPolicy.FALLBACK and not fallback:
         errors["missing_policy"].append("Write the fallback text, or choose to skip recipients.")
 
-    files, file_problems = [], []
+    files, file_problems = template_copies(request.template_files)
     for upload in request.attachments:
         try:
             files.append(ingest_upload(upload))
@@ -338,6 +342,83 @@ def create(membership, request: Request, *, now: datetime | None = None) -> Camp
     return campaign
 
 
+def template_copies(rows: Sequence[TemplateAttachment]) -> tuple[list[media.MediaFile], list[str]]:
+    """The template's files read for the campaign, and the problems (a file gone from storage)."""
+    files, problems = [], []
+    for row in rows:
+        try:
+            files.append(template_file(row))
+        except OSError:
+            problems.append(
+                f"“{row.original_name}” of the template is no longer available. Pick the "
+                "template again, or attach the file yourself."
+            )
+    return files, problems
+
+
+def replace_files(campaign: Campaign, files: Sequence[media.MediaFile]) -> None:
+    """``files`` as the files of ``campaign``, which has not started (so no message shares the
+    old files' bytes yet); the old bytes are deleted once the change is committed and the new
+    ones if it is not. Call inside the transaction that changes the campaign."""
+    old = [name for row in campaign.files.all() for name in (row.file.name, row.thumbnail.name)]
+    stored: list[str] = []
+
+    def delete_old() -> None:
+        for name in old:
+            if name:
+                delete_stored(name)
+
+    transaction.on_commit(delete_old)
+    try:
+        campaign.files.all().delete()
+        store_files(campaign, files, stored)
+    except BaseException:
+        for name in stored:
+            delete_stored(name)
+        raise
+
+
+def store_files(campaign: Campaign, files: Sequence[media.MediaFile], stored: list[str]) -> None:
+    """Store the bytes of ``files`` (their names added to ``stored``) and write their rows."""
+    for position, file in enumerate(files):
+        row = CampaignFile(
+            **stored_file_fields(file),
+            campaign=campaign,
+            position=position,
+            was_resized=file.was_resized,
+        )
+        row.file.name = store_bytes(campaign.team_id, file.data, file.content_type)
+        stored.append(row.file.name)
+        if file.thumbnail:
+            row.thumbnail.name = store_bytes(
+                campaign.team_id, file.thumbnail, "image/jpeg", "-thumb"
+            )
+            stored.append(row.thumbnail.name)
+        row.save()
+
+
+def template_file(row: TemplateAttachment) -> media.MediaFile:
+    """A template's file as a new file of the campaign: its bytes (and preview) are read now,
+    so a file gone from storage is a problem of the form, and stored again under new names
+    when the campaign is written."""
+    with default_storage.open(row.file.name, "rb") as handle:
+        data = handle.read()
+    thumbnail = None
+    if row.thumbnail.name:
+        with default_storage.open(row.thumbnail.name, "rb") as handle:
+            thumbnail = handle.read()
+    # Already fitted once when added to the template; shrinking it again would only lose quality.
+    return replace(
+        stored_media(row, fittable=False),
+        _data=data,
+        loader=None,
+        path=None,
+        stored_name=None,
+        thumbnail=thumbnail,
+        thumbnail_name="",
+    )
+
+
 def recipient_row(campaign: Campaign, row: Row) -> CampaignRecipient:
     """One row as a recipient: its number in E.164 and its merged text, or why it is skipped."""
     recipient = CampaignRecipient(
@@ -407,13 +488,30 @@ def update(
     missing_policy: str,
     fallback_text: str,
     start_at: datetime | None,
+    template_files: Sequence[TemplateAttachment] | None = None,
 ) -> None:
     """Change a campaign that has not started: its texts are merged again, CHUNK at a time.
+    ``template_files``, when given (a template was picked), replace the campaign's files.
     Raises ``CampaignInvalid``; a started campaign cannot be changed."""
     name = " ".join((name or "").split())[:120]
     text = clean_text(text)
     fallback = " ".join((fallback_text or "").split())[:100]
-    errors: dict[str, list[str]] = {"name": [], "text": [], "missing_policy": []}
+    errors: dict[str, list[str]] = {
+        "name": [],
+        "text": [],
+        "missing_policy": [],
+        "senders": [],
+        "attachments": [],
+    }
+    files = None
+    if template_files is not None:
+        files, errors["attachments"] = template_copies(template_files)
+        errors["attachments"] += budget_problems(files, fit_images=True)
+        if files:
+            for sender in campaign.senders.all():
+                refusal = sender_refusal(sender, with_files=True)
+                if refusal:
+                    errors["senders"].append(refusal)
     if not name:
         errors["name"].append("Give the campaign a name.")
     errors["text"] += text_problems(text)
@@ -427,7 +525,8 @@ def update(
         errors["text"] += field_problems(
             text, known, from_file=campaign.source == RecipientSource.FILE
         )
-    if not text.strip() and not campaign.files.exists():
+    has_files = bool(files) if files is not None else campaign.files.exists()
+    if not text.strip() and not has_files:
         errors["text"].append("Write the text of the campaign.")
     if any(errors.values()):
         raise CampaignInvalid(errors)
@@ -468,4 +567,7 @@ def update(
             CampaignRecipient.objects.bulk_update(
                 chunk, ["text", "segments", "state", "skip_kind", "skip_reason"]
             )
+        # Last in the transaction: nothing after it can fail and leave the new bytes behind.
+        if files is not None:
+            replace_files(locked, files)
     campaign.refresh_from_db()

@@ -2,9 +2,11 @@
 people outside the team get 404.
 
     GET       /campaigns/                    the team's campaigns
-    GET/POST  /campaigns/new/                a new campaign (then its pre-flight page)
+    GET/POST  /campaigns/new/                a new campaign (then its pre-flight page);
+                                             ?template=<id> starts it from a template
     GET       /campaigns/<id>/               pre-flight before it starts; progress afterwards
-    GET/POST  /campaigns/<id>/edit/          name, text, start time (only before it starts)
+    GET/POST  /campaigns/<id>/edit/          name, text, start time (only before it starts);
+                                             ?template=<id> takes a template's text
     POST      /campaigns/<id>/start/ pause/ resume/ cancel/
     GET       /campaigns/<id>/progress/      the progress as JSON (polled by the page)
     GET       /campaigns/<id>/report.csv     one row per recipient, with reasons
@@ -21,9 +23,11 @@ from django.utils.text import get_valid_filename
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from messaging.campaigns import creation, preflight, report, running
+from messaging.campaigns import creation, lengths, preflight, report, running
 from messaging.campaigns.forms import CampaignFields, CampaignForm
+from messaging.compose.picker import describe_length
 from messaging.contacts import exporting
+from messaging.message_templates import library as template_library
 from messaging.models import Campaign, Role
 from messaging.teams.permissions import get_rw_team_for_user, get_team_for_user
 
@@ -65,8 +69,10 @@ def campaign_list(request):
 def campaign_new(request):
     membership = get_rw_team_for_user(request, role=Role.SENDER)
     if request.method != "POST":
-        form = CampaignForm(membership=membership)
-        return _new_page(request, membership, form)
+        template = _picked_template(membership, request.GET)
+        form = CampaignForm(initial=_from_template(template), membership=membership)
+        return _new_page(request, membership, form, template)
+    template = _picked_template(membership, request.POST)
     form = CampaignForm(request.POST, request.FILES, membership=membership)
     form.is_valid()
     data = form.cleaned_data
@@ -82,6 +88,7 @@ def campaign_new(request):
         contact_ids=[int(pk) for pk in data.get("contacts") or []],
         upload=request.FILES.get("list_file"),
         attachments=request.FILES.getlist("attachments"),
+        template_files=list(template.attachments.all()) if template else [],
         start_at=data.get("start_at"),
         # The form's own problems (a start time in the past, a sender not offered) are shown
         # with those of the campaign; the senders are checked again by the campaign.
@@ -97,16 +104,46 @@ def campaign_new(request):
             for message in found:
                 if message not in form.errors.get(target, []):
                     form.add_error(target if target in form.fields else None, message)
-        return _new_page(request, membership, form, status=400)
+        return _new_page(request, membership, form, template, status=400)
     messages.success(request, "Campaign created. Check it, then start it.")
     return HttpResponseRedirect(reverse("campaign_detail", args=[campaign.pk]))
 
 
-def _new_page(request, membership, form, status=200):
+def _picked_template(membership, data):
+    """The template named by ``template`` in ``data`` if the member may read it (404 if not);
+    None when none is named."""
+    if not data.get("template"):
+        return None
+    return template_library.readable(membership, data["template"])
+
+
+def _from_template(template) -> dict:
+    """What a template puts in the campaign form (its files are copied when it is created)."""
+    if template is None:
+        return {}
+    return {
+        "text": template.text,
+        "missing_policy": template.missing_policy,
+        "fallback_text": template.fallback,
+    }
+
+
+def _picker_context(membership, form, template) -> dict:
+    """The "Use template" picker, and the length of the text as it stands (before merging)."""
+    text = form["text"].value() or ""
+    return {
+        "templates": list(template_library.visible_to(membership).order_by("name", "pk")),
+        "picked": template,
+        "picked_files": list(template.attachments.all()) if template else [],
+        "text_length": describe_length(text),
+    }
+
+
+def _new_page(request, membership, form, template=None, status=200):
     return render(
         request,
         "campaigns/new.html",
-        {"team": membership.team, "form": form},
+        {"team": membership.team, "form": form, **_picker_context(membership, form, template)},
         status=status,
     )
 
@@ -123,6 +160,7 @@ def campaign_detail(request, pk):
         "can_send": membership.can(Role.SENDER),
         "summary": preflight.summary(campaign),
         "progress": running.progress(campaign),
+        "lengths": lengths.message_lengths(campaign) if campaign.status == "draft" else None,
         "senders": list(campaign.senders.all()),
         "files": list(campaign.files.all()),
     }
@@ -152,12 +190,18 @@ def campaign_edit(request, pk):
         "start_at": campaign.start_at.astimezone(zone_form.zone) if campaign.start_at else None,
     }
     if request.method != "POST":
-        form = CampaignFields(initial=initial, team=membership.team)
-        return _edit_page(request, membership, campaign, form)
+        template = _picked_template(membership, request.GET)
+        form = CampaignFields(initial=initial | _from_template(template), team=membership.team)
+        return _edit_page(request, membership, campaign, form, template)
+    template = _picked_template(membership, request.POST)
     form = CampaignFields(request.POST, team=membership.team)
     if form.is_valid():
         try:
-            creation.update(campaign, **form.cleaned_data)
+            creation.update(
+                campaign,
+                **form.cleaned_data,
+                template_files=list(template.attachments.all()) if template else None,
+            )
         except creation.CampaignInvalid as invalid:
             for name, found in invalid.errors.items():
                 for message in found:
@@ -165,16 +209,14 @@ def campaign_edit(request, pk):
         else:
             messages.success(request, "Campaign saved.")
             return HttpResponseRedirect(reverse("campaign_detail", args=[campaign.pk]))
-    return _edit_page(request, membership, campaign, form, status=400)
+    return _edit_page(request, membership, campaign, form, template, status=400)
 
 
-def _edit_page(request, membership, campaign, form, status=200):
-    return render(
-        request,
-        "campaigns/edit.html",
-        {"team": membership.team, "campaign": campaign, "form": form},
-        status=status,
-    )
+def _edit_page(request, membership, campaign, form, template=None, status=200):
+    context = {"team": membership.team, "campaign": campaign, "form": form}
+    context.update(_picker_context(membership, form, template))
+    context["files"] = list(campaign.files.all())
+    return render(request, "campaigns/edit.html", context, status=status)
 
 
 def _refused(request, campaign, status):
@@ -186,6 +228,7 @@ def _refused(request, campaign, status):
         "can_send": membership.can(Role.SENDER),
         "summary": preflight.summary(campaign),
         "progress": running.progress(campaign),
+        "lengths": lengths.message_lengths(campaign) if campaign.status == "draft" else None,
         "senders": list(campaign.senders.all()),
         "files": list(campaign.files.all()),
     }

@@ -334,7 +334,9 @@ def test_pages_for_members_pass_the_checks(page, sign_in, alice, team, office):
         f"/teams/{team.slug}/api-keys/",
         "/campaigns/",
         "/campaigns/new/",
+        f"/campaigns/new/?template={template.pk}",
         f"/campaigns/{draft.pk}/",
+        f"/campaigns/{draft.pk}/edit/?template={template.pk}",
         f"/campaigns/{started.pk}/",
     ):
         check(page, path)

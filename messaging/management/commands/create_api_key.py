@@ -9,12 +9,12 @@ digest and cannot be shown again. Exit status 1 on bad input.
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from messaging import audit
 from messaging.api import keys
-from messaging.models import Membership, Role
+from messaging.management.members import membership_for
+from messaging.models import Role
 
 
 class Command(BaseCommand):
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="Command line", help="What will use the key.")
 
     def handle(self, *args, **options):
-        membership = self._membership(options["user"], options["team"])
+        membership = membership_for(options["user"], options["team"])
         try:
             # The audit log names the user the key is made for, as if they had made it.
             with audit.acting_as(membership.user):
@@ -48,21 +48,3 @@ class Command(BaseCommand):
             f"({new_key.api_key.prefix}…) of “{membership.team.slug}”. It is shown only now:"
         )
         self.stdout.write(new_key.secret)
-
-    def _membership(self, email: str, slug: str | None) -> Membership:
-        user = get_user_model().objects.filter(email__iexact=email.strip()).first()
-        if user is None or not user.is_active:
-            raise CommandError(f"No active user with the email address “{email}”.")
-        memberships = Membership.objects.filter(user=user).select_related("team", "user")
-        if slug:
-            membership = memberships.filter(team__slug=slug).first()
-            if membership is None:
-                raise CommandError(f"{user.email} is not a member of a team “{slug}”.")
-            return membership
-        found = list(memberships[:2])
-        if not found:
-            raise CommandError(f"{user.email} is not a member of any team.")
-        if len(found) > 1:
-            slugs = ", ".join(m.team.slug for m in memberships.order_by("team__slug"))
-            raise CommandError(f"{user.email} belongs to several teams ({slugs}); choose --team.")
-        return found[0]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
@@ -23,6 +22,7 @@ from messaging.compose.senders import sender_numbers, sender_refusal
 from messaging.compose.submission import ComposeInvalid, Mode, send
 from messaging.consent import quiet_hours
 from messaging.core.phones import format_number
+from messaging.management.members import membership_for
 from messaging.models import Membership, MessageStatus, OutboundMessage, Role
 
 # How the command's options are named in messages about compose's fields.
@@ -93,7 +93,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        membership = self._membership(options["user"], options["team"])
+        membership = membership_for(options["user"], options["team"])
         try:
             created = send(
                 membership,
@@ -122,35 +122,6 @@ class Command(BaseCommand):
             self.stderr.write(f"Warning: {quiet}")
         if options["wait"]:
             self._wait([m.pk for m in created], options["timeout"])
-
-    # --- who sends ----------------------------------------------------------------------------
-
-    def _membership(self, email: str, slug: str | None) -> Membership:
-        user = get_user_model().objects.filter(email__iexact=email.strip()).first()
-        if user is None or not user.is_active:
-            raise CommandError(f"No active user with the email address “{email}”.")
-        memberships = Membership.objects.filter(user=user).select_related("team", "user")
-        if slug:
-            membership = memberships.filter(team__slug=slug).first()
-            if membership is None:
-                raise CommandError(
-                    f"{user.email} is not a member of a team “{slug}”. Their teams: "
-                    f"{self._slugs(memberships)}."
-                )
-            return membership
-        found = list(memberships[:2])
-        if not found:
-            raise CommandError(f"{user.email} is not a member of any team.")
-        if len(found) > 1:
-            raise CommandError(
-                f"{user.email} belongs to several teams ({self._slugs(memberships)}); choose "
-                "one with --team."
-            )
-        return found[0]
-
-    @staticmethod
-    def _slugs(memberships) -> str:
-        return ", ".join(m.team.slug for m in memberships.order_by("team__slug"))
 
     @staticmethod
     def _explain(invalid: ComposeInvalid, membership: Membership) -> str:

@@ -5,9 +5,7 @@ refused in the past and in a DST gap; listed in the Scheduled folder."""
 
 from __future__ import annotations
 
-import contextlib
 import re
-import uuid
 from datetime import UTC, datetime, time, timedelta
 from html import unescape
 from unittest import mock
@@ -29,33 +27,11 @@ from messaging.models import (
 )
 from messaging.ringcentral.records import parse_message
 from messaging.sending import tasks
-from mmsportal.celery import app as celery_app
 from tests.rc_fixtures import NUMBER_SMS_MMS, journal, link_directly
 from tests.test_inbox import inbound
-from tests.test_send_task import clear_shared_limiter
+from tests.test_send_task import _isolated, clear_shared_limiter  # noqa: F401 - autouse fixture
 
 TO = "+16505550181"
-
-
-@pytest.fixture(autouse=True)
-def _isolated(settings, tmp_path):
-    """Files in a temporary folder; hand-offs to a queue no worker reads, emptied after."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": tmp_path / "media", "base_url": None},
-        },
-    }
-    queue = f"test-discard-{uuid.uuid4().hex[:12]}"
-    previous = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = queue
-    try:
-        yield
-    finally:
-        celery_app.conf.task_default_queue = previous
-        with celery_app.connection_for_write() as connection, contextlib.suppress(Exception):
-            connection.default_channel.queue_delete(queue)
 
 
 @pytest.fixture

@@ -32,18 +32,32 @@ from messaging.models import (
     SenderNumber,
     SkipKind,
     Tag,
+    TeamMessagingSettings,
 )
 from messaging.outbox import delivery_errors
 from messaging.ringcentral.emulator import Fault, demo
 from tests import media_samples
 from tests.rc_fixtures import CALLBACK, NUMBERS, journal, link_directly
-from tests.test_high_volume import HV, hv_user, linked  # noqa: F401 - fixtures
+from tests.test_high_volume import HV
 from tests.tracking_helpers import fresh_limits  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_limits")]
 
 ABROAD = "+442079460000"  # RingCentral's High Volume texts US and Canadian numbers only
 LANDLINE = "+16505550162"
+
+
+@pytest.fixture
+def linked(emulator, team, alice):
+    """Alice's RingCentral user, with the standard numbers and a High Volume one, synced."""
+    numbers = [
+        *(dict(n) for n in NUMBERS),
+        {"phone_number": HV, "features": ["A2PSmsSender", "CallerId"], "label": "High Volume"},
+    ]
+    user = emulator.add_extension(name="Rita Frontdesk", email="rita@acme.example", numbers=numbers)
+    connection = link_directly(emulator, team, alice, user)
+    connections.sync_numbers(connection)
+    return connection
 
 
 def number(i: int) -> str:
@@ -263,7 +277,7 @@ def test_a_worker_lost_between_claim_and_answer_never_sends_again(emulator, team
     tagged(team, 4)
     campaign = create(team, alice, hv_number(linked))
     running.start(campaign)
-    claimed = batches._claim(campaign, timezone.now())  # the worker stopped after this
+    claimed = batches._claim(campaign, HV, timezone.now())  # the worker stopped after this
     assert len(claimed) == 4
 
     assert tasks.feed_campaign(campaign.pk) == 0
@@ -332,7 +346,7 @@ def test_a_refused_batch_request_stops_the_campaign_and_resume_sends_the_rest(
 
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.STOPPED
-    assert campaign.stop_reason.startswith("Stopped: RingCentral refused the batch request")
+    assert campaign.stop_reason.startswith("Stopped: a batch request failed")
     assert "resume" in campaign.stop_fix
     # No request carried them: they wait again, and a resumed campaign sends them once.
     assert set(campaign.recipients.values_list("state", flat=True)) == {RecipientState.PENDING}
@@ -354,3 +368,28 @@ def test_a_broken_link_stops_the_campaign_before_anything_is_sent(emulator, team
     campaign.refresh_from_db()
     assert campaign.status == CampaignStatus.STOPPED and "link" in campaign.stop_reason
     assert batch_posts(emulator) == []
+
+
+def test_the_opt_out_line_goes_with_a_first_text_only(emulator, team, alice, linked):
+    TeamMessagingSettings.objects.create(team=team, opt_out_line_enabled=True)
+    numbers = tagged(team, 2)
+    first = create(team, alice, hv_number(linked))
+    running.start(first)
+    tasks.feed_campaign(first.pk)
+    tagged(team, 0, number(99))  # a third contact, new to this number
+    second = create(team, alice, hv_number(linked), name="Again")
+    running.start(second)
+    tasks.feed_campaign(second.pk)
+
+    first_post, second_post = batch_posts(emulator)
+    texts = {
+        m["to"][0]: m.get("text", first_post.json.get("text")) for m in first_post.json["messages"]
+    }
+    assert all(t.endswith("Reply STOP to opt out") for t in texts.values())
+    again = {
+        m["to"][0]: m.get("text", second_post.json.get("text"))
+        for m in second_post.json["messages"]
+    }
+    assert not any(again[n].endswith("Reply STOP to opt out") for n in numbers)
+    assert len(again) == 3 and sum(t.endswith("Reply STOP to opt out") for t in again.values()) == 1
+    assert report_rows(first)[numbers[0]][3].endswith("Reply STOP to opt out")

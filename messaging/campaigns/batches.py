@@ -28,6 +28,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from messaging.campaigns import high_volume, preflight, signals
+from messaging.consent import team_settings
 from messaging.models import (
     Campaign,
     CampaignRecipient,
@@ -42,6 +43,8 @@ from messaging.ringcentral import errors, limits
 
 log = logging.getLogger(__name__)
 
+# Recipients per statement.
+CHUNK = 1000
 # A recipient claimed for a request whose answer was not stored (the worker stopped meanwhile).
 SENDING = "sending"
 # Claimed this long ago without an answer: the request may have reached RingCentral.
@@ -101,7 +104,7 @@ def send(campaign_id: int, *, now: datetime | None = None) -> int:
         return 0
     # Who opted out (or turned out to be a landline) since the pre-flight is skipped now.
     preflight.mark_unsendable(campaign)
-    claimed = _claim(campaign, now)
+    claimed = _claim(campaign, sender.phone_number, now)
     if not claimed:
         finish_if_done(campaign, now=now)
         return 0
@@ -110,6 +113,12 @@ def send(campaign_id: int, *, now: datetime | None = None) -> int:
         result = high_volume.send_batches(
             connection, sender.phone_number, items, team_id=campaign.team_id
         )
+    except errors.RingCentralError as exc:
+        # Raised before any request (the link's token could not be had): nothing was sent.
+        _unclaim([pk for pk, _, _ in claimed])
+        if not exc.retryable:
+            stop(campaign, f"Stopped: {exc.reason}", exc.fix)
+        return 0
     except high_volume.OptedOutRecipients:
         # Opted out between the check and the request: nothing was sent; they are marked skipped
         # and the others go in the next round.
@@ -123,8 +132,9 @@ def send(campaign_id: int, *, now: datetime | None = None) -> int:
     return _store(campaign, result, now)
 
 
-def _claim(campaign: Campaign, now: datetime) -> list[tuple[int, str, str]]:
-    """Mark the waiting recipients as being sent, committed before any request."""
+def _claim(campaign: Campaign, from_number: str, now: datetime) -> list[tuple[int, str, str]]:
+    """Mark the waiting recipients as being sent, committed before any request; their texts
+    as they will be sent (with the team's opt-out line for a first message)."""
     with transaction.atomic():
         locked = (
             Campaign.objects.select_for_update()
@@ -137,9 +147,10 @@ def _claim(campaign: Campaign, now: datetime) -> list[tuple[int, str, str]]:
             campaign=campaign, state=RecipientState.PENDING, batch_status=""
         )
         rows = list(waiting.order_by("position", "pk").values_list("pk", "phone_number", "text"))
-        too_long = [pk for pk, _, text in rows if limits.utf16_units(text) > limits.MAX_TEXT_UNITS]
-        if too_long:
-            CampaignRecipient.objects.filter(pk__in=too_long).update(
+        rows = _with_opt_out_line(campaign, from_number, rows)
+        too_long = {pk for pk, _, text in rows if limits.utf16_units(text) > limits.MAX_TEXT_UNITS}
+        for chunk in _chunks(list(too_long)):
+            CampaignRecipient.objects.filter(pk__in=chunk).update(
                 state=RecipientState.RELEASED,
                 released_at=now,
                 batch_status=MessageStatus.FAILED,
@@ -150,11 +161,48 @@ def _claim(campaign: Campaign, now: datetime) -> list[tuple[int, str, str]]:
                 error_fix="Shorten the text or the merge values, and send it again.",
                 final_at=now,
             )
-        rows = [row for row in rows if row[0] not in set(too_long)]
-        CampaignRecipient.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(
-            state=RecipientState.RELEASED, released_at=now, batch_status=SENDING
-        )
+        rows = [row for row in rows if row[0] not in too_long]
+        for chunk in _chunks([pk for pk, _, _ in rows]):
+            CampaignRecipient.objects.filter(pk__in=chunk).update(
+                state=RecipientState.RELEASED, released_at=now, batch_status=SENDING
+            )
     return rows
+
+
+def _chunks(values: list, size: int = CHUNK):
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _with_opt_out_line(campaign: Campaign, from_number: str, rows: list) -> list:
+    """The team's opt-out line appended to the texts of recipients never texted from this
+    number before (by the outbox or an earlier High Volume batch), as the feeder does; the
+    recipient's stored text becomes what is sent, for the report."""
+    suffix = team_settings.opt_out_suffix(campaign.team_id)
+    line = suffix.strip()
+    if not line:
+        return rows
+    found = []
+    for chunk in _chunks(rows):
+        numbers = [to for _, to, _ in chunk]
+        first = team_settings.first_contacts(campaign.team_id, from_number, numbers)
+        first -= set(
+            CampaignRecipient.objects.filter(
+                campaign__team_id=campaign.team_id,
+                campaign__senders__phone_number=from_number,
+                phone_number__in=numbers,
+            )
+            .exclude(batch_id="")
+            .values_list("phone_number", flat=True)
+        )
+        changed = []
+        for pk, to, text in chunk:
+            if to in first and not text.rstrip().endswith(line):
+                text += suffix
+                changed.append(CampaignRecipient(pk=pk, text=text))
+            found.append((pk, to, text))
+        CampaignRecipient.objects.bulk_update(changed, ["text"])
+    return found
 
 
 def _unclaim(pks) -> None:
@@ -194,7 +242,7 @@ def _store(campaign: Campaign, result: high_volume.SendResult, now: datetime) ->
         code = f" ({error.code})" if error.code else ""
         stop(
             campaign,
-            f"Stopped: RingCentral refused the batch request: {error.reason}{code}",
+            f"Stopped: a batch request failed: {error.reason}{code}",
             f"{error.fix} Recipients in batches already sent are not sent again; resume the "
             "campaign to send the others.",
         )

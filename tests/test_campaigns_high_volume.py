@@ -393,3 +393,24 @@ def test_the_opt_out_line_goes_with_a_first_text_only(emulator, team, alice, lin
     assert not any(again[n].endswith("Reply STOP to opt out") for n in numbers)
     assert len(again) == 3 and sum(t.endswith("Reply STOP to opt out") for t in again.values()) == 1
     assert report_rows(first)[numbers[0]][3].endswith("Reply STOP to opt out")
+
+
+def test_a_batch_request_without_an_answer_is_never_sent_again(emulator, team, alice, linked):
+    tagged(team, 4)
+    campaign = create(team, alice, hv_number(linked))
+    running.start(campaign)
+    # RingCentral takes the batch, but the answer is lost on the way back.
+    emulator.inject(Fault("drop_after", path_contains="/a2p-sms/batches", method="POST"))
+
+    assert tasks.feed_campaign(campaign.pk) == 0
+    tasks.feed_campaign(campaign.pk)
+    running.feed()
+
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.DONE
+    rows = list(campaign.recipients.all())
+    assert {r.batch_status for r in rows} == {MessageStatus.UNKNOWN}
+    assert all("not sent again" in r.error_reason for r in rows)
+    posts = [e for e in emulator.journal_entries() if "/a2p-sms/batches" in e.path]
+    assert len(posts) <= 1  # the one request RingCentral took, and no other
+    assert report_rows(campaign)[rows[0].phone_number][4] == "Outcome unknown"

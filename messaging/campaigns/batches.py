@@ -39,7 +39,7 @@ from messaging.models import (
     RingCentralConnection,
 )
 from messaging.outbox import delivery_errors
-from messaging.ringcentral import errors, limits
+from messaging.ringcentral import a2p, errors, limits
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def send(campaign_id: int, *, now: datetime | None = None) -> int:
         _unclaim([pk for pk, _, _ in claimed])
         stop(campaign, f"Stopped: {refused}", "Change the list or the text, then resume.")
         return 0
-    return _store(campaign, result, now)
+    return _store(campaign, sender.phone_number, result, now)
 
 
 def _claim(campaign: Campaign, from_number: str, now: datetime) -> list[tuple[int, str, str]]:
@@ -206,12 +206,15 @@ def _with_opt_out_line(campaign: Campaign, from_number: str, rows: list) -> list
 
 
 def _unclaim(pks) -> None:
-    CampaignRecipient.objects.filter(pk__in=list(pks), batch_status=SENDING).update(
-        state=RecipientState.PENDING, released_at=None, batch_status=""
-    )
+    for chunk in _chunks(list(pks)):
+        CampaignRecipient.objects.filter(pk__in=chunk, batch_status=SENDING).update(
+            state=RecipientState.PENDING, released_at=None, batch_status=""
+        )
 
 
-def _store(campaign: Campaign, result: high_volume.SendResult, now: datetime) -> int:
+def _store(
+    campaign: Campaign, from_number: str, result: high_volume.SendResult, now: datetime
+) -> int:
     """Write what RingCentral answered: each recipient's batch, the rejected ones with their
     reason, and the ones no request carried back to pending (or unknown, see below)."""
     carried = 0
@@ -219,9 +222,10 @@ def _store(campaign: Campaign, result: high_volume.SendResult, now: datetime) ->
         for batch in result.batches:
             pks = [int(key) for key in batch.recipients.values()]
             carried += len(pks)
-            CampaignRecipient.objects.filter(pk__in=pks).update(
-                batch_id=batch.batch_id, batch_status=MessageStatus.QUEUED
-            )
+            for chunk in _chunks(pks):
+                CampaignRecipient.objects.filter(pk__in=chunk).update(
+                    batch_id=batch.batch_id, batch_status=MessageStatus.QUEUED
+                )
         for rejected in result.rejected:
             carried += 1
             CampaignRecipient.objects.filter(pk=int(rejected.recipient_key)).update(
@@ -232,11 +236,15 @@ def _store(campaign: Campaign, result: high_volume.SendResult, now: datetime) ->
                 final_at=now,
             )
         unsent = [int(item.recipient_key) for item in result.unsent]
-        if isinstance(result.error, errors.OutcomeUnknown):
-            # The request may have made a batch at RingCentral: never sent again.
-            _mark_unknown(unsent, now)
-        else:
-            _unclaim(unsent)
+        if _may_have_reached(result.error) and unsent:
+            # The request that got no answer may have made a batch at RingCentral: its
+            # recipients are never sent again; those after it were in no request.
+            planned = a2p.plan_batches(
+                from_number, [a2p.BatchMessage(item.to, item.text) for item in result.unsent]
+            )
+            _mark_unknown(unsent[: len(planned[0])], now)
+            unsent = unsent[len(planned[0]) :]
+        _unclaim(unsent)
     error = result.error
     if error is not None and not error.retryable:
         code = f" ({error.code})" if error.code else ""
@@ -251,8 +259,20 @@ def _store(campaign: Campaign, result: high_volume.SendResult, now: datetime) ->
     return carried
 
 
+def _may_have_reached(error: errors.RingCentralError | None) -> bool:
+    """Whether a failed request may still have made its batch at RingCentral."""
+    if isinstance(error, errors.NetworkError):
+        return error.request_sent is not False
+    return isinstance(error, errors.OutcomeUnknown | errors.UnexpectedResponse)
+
+
 def _mark_unknown(pks, now: datetime) -> None:
-    CampaignRecipient.objects.filter(pk__in=list(pks)).update(
+    for chunk in _chunks(list(pks)):
+        _mark_chunk_unknown(chunk, now)
+
+
+def _mark_chunk_unknown(pks: list, now: datetime) -> None:
+    CampaignRecipient.objects.filter(pk__in=pks).update(
         batch_status=MessageStatus.UNKNOWN,
         error_reason=(
             "The request that carried this recipient got no answer: RingCentral may have sent "

@@ -58,8 +58,8 @@ def result_of(row: CampaignRecipient) -> tuple[str, str, str]:
 
 def _batch_result(row: CampaignRecipient) -> tuple[str, str, str]:
     """A High Volume recipient's outcome, as its batch's results said (no outbox message)."""
-    sending = row.batch_status == "sending"
-    label = "Being sent" if sending else MessageStatus(row.batch_status).label
+    special = {"sending": "Being sent", MessageStatus.UNKNOWN: "Outcome unknown"}
+    label = special.get(row.batch_status) or MessageStatus(row.batch_status).label
     reason = row.error_reason
     if row.error_code and reason and row.error_code not in reason:
         reason = f"{reason} ({row.error_code})"

@@ -414,3 +414,25 @@ def test_a_batch_request_without_an_answer_is_never_sent_again(emulator, team, a
     posts = [e for e in emulator.journal_entries() if "/a2p-sms/batches" in e.path]
     assert len(posts) <= 1  # the one request RingCentral took, and no other
     assert report_rows(campaign)[rows[0].phone_number][4] == "Outcome unknown"
+
+
+def test_a_text_the_carrier_never_confirms_ends_without_a_receipt(emulator, team, alice, linked):
+    silent = number(0)
+    emulator.set_recipient_behaviour(silent, outcome="no_receipt")
+    tagged(team, 3)
+    campaign = create(team, alice, hv_number(linked))
+    running.start(campaign)
+    tasks.feed_campaign(campaign.pk)
+    emulator.advance(10)
+
+    batches.follow()
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.RUNNING  # still waiting for that report
+
+    later = timezone.now() + timedelta(seconds=settings.TRACKING_GIVE_UP_AFTER + 1)
+    batches.follow(now=later)
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.DONE
+    row = report_rows(campaign)[silent]
+    assert row[4] == "No receipt" and row[5] == delivery_errors.NO_RECEIPT_REASON
+    assert running.progress(campaign).sent == 1

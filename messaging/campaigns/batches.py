@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -371,6 +372,17 @@ def _read_batch(campaign, connection, batch_id: str, now: datetime) -> int:
                     final_at=now if result.final else None,
                 )
             )
+        # Sent, and the carrier never confirmed: given up on as the outbox gives up on a message.
+        changed += CampaignRecipient.objects.filter(
+            campaign=campaign,
+            batch_id=batch_id,
+            batch_status=MessageStatus.SENT,
+            released_at__lt=now - timedelta(seconds=settings.TRACKING_GIVE_UP_AFTER),
+        ).update(
+            batch_status=MessageStatus.NO_RECEIPT,
+            error_reason=delivery_errors.NO_RECEIPT_REASON,
+            final_at=now,
+        )
         if report.done:
             # A recipient the batch accepted but RingCentral lists no message for.
             explained = delivery_errors.explain("", "SendingFailed")
@@ -429,7 +441,7 @@ def counts(campaign: Campaign) -> dict[str, int]:
     )
     return {
         "queued": by_status.get(SENDING, 0) + by_status.get(MessageStatus.QUEUED, 0),
-        "sent": by_status.get(MessageStatus.SENT, 0),
+        "sent": by_status.get(MessageStatus.SENT, 0) + by_status.get(MessageStatus.NO_RECEIPT, 0),
         "delivered": by_status.get(MessageStatus.DELIVERED, 0),
         "failed": sum(by_status.get(s, 0) for s in FAILED)
         + by_status.get(MessageStatus.UNKNOWN, 0),

@@ -421,6 +421,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 2.0,
         "options": {"expires": 2.0},
     },
+    # High Volume SMS campaigns (messaging/campaigns/batches.py): read the results of batches
+    # still on their way, a few requests of the Light group per batch.
+    "campaigns-follow-high-volume": {
+        "task": "messaging.tasks.follow_high_volume_campaigns",
+        "schedule": 15.0,
+        "options": {"expires": 15.0},
+    },
     "drafts-cleanup": {
         "task": "messaging.tasks.cleanup",
         "schedule": crontab(minute=41),

@@ -24,7 +24,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Min
 
-from messaging.campaigns import preflight
+from messaging.campaigns import high_volume, preflight
 from messaging.compose import media
 from messaging.compose.drafts import delete_stored, store_bytes, stored_file_fields, stored_media
 from messaging.compose.senders import find_sender, sender_refusal
@@ -33,6 +33,7 @@ from messaging.compose.uploads import fit_photos, ingest_upload
 from messaging.contacts import book, columns, reading
 from messaging.contacts.exporting import custom_keys
 from messaging.contacts.numbers import BadNumber, to_e164
+from messaging.core.phones import format_number
 from messaging.message_templates import merge, segments
 from messaging.models import (
     Campaign,
@@ -198,12 +199,27 @@ def field_problems(text: str, known: set[str], *, from_file: bool) -> list[str]:
     ]
 
 
+def find_high_volume_sender(membership, value) -> object | None:
+    """The High Volume number ``value`` (its id) names among the member's, or None."""
+    text = str(value or "").strip()
+    for number in high_volume.numbers_for(membership.user, membership.team):
+        if text == str(number.pk):
+            return number
+    return None
+
+
 def check_senders(membership, sender_ids, *, with_files: bool) -> tuple[list, list[str]]:
     numbers, problems = [], []
-    for value in dict.fromkeys(str(v).strip() for v in sender_ids if str(v).strip()):
+    chosen = list(dict.fromkeys(str(v).strip() for v in sender_ids if str(v).strip()))
+    for value in chosen:
         number = find_sender(membership.user, membership.team, value)
+        number = number or find_high_volume_sender(membership, value)
         if number is None:
             problems.append("Choose numbers you may send from.")
+            continue
+        if high_volume.is_high_volume_number(number):
+            problems += high_volume_problems(number, len(chosen), with_files=with_files)
+            numbers.append(number)
             continue
         refusal = sender_refusal(number, with_files=with_files)
         if refusal:
@@ -213,6 +229,23 @@ def check_senders(membership, sender_ids, *, with_files: bool) -> tuple[list, li
     if not numbers and not problems:
         problems.append("Choose at least one number to send from.")
     return numbers, problems
+
+
+def high_volume_problems(number, chosen: int, *, with_files: bool) -> list[str]:
+    """A High Volume number sends a text-only campaign, alone."""
+    shown = format_number(number.phone_number)
+    problems = []
+    if with_files:
+        problems.append(
+            f"{shown} is a High Volume SMS number: it sends text only. Remove the files, or "
+            "choose standard numbers for an MMS campaign."
+        )
+    if chosen > 1:
+        problems.append(
+            f"{shown} is a High Volume SMS number: it sends the whole campaign by itself. "
+            "Choose only it, or only standard numbers."
+        )
+    return problems
 
 
 # --- Creation ---------------------------------------------------------------------------------
@@ -300,6 +333,7 @@ def create(membership, request: Request, *, now: datetime | None = None) -> Camp
                 source_label=(file_rows.file_name if file_rows else request.tag.strip())[:200],
                 fields=file_rows.fields if file_rows else [],
                 start_at=request.start_at,
+                uses_high_volume=any(high_volume.is_high_volume_number(s) for s in senders),
             )
             campaign.senders.set(senders)
             for position, file in enumerate(files):

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from django import forms
 from django.utils import timezone
 
+from messaging.campaigns import high_volume
 from messaging.compose.senders import sender_note, sender_numbers
 from messaging.consent import team_settings
 from messaging.core.phones import format_number
@@ -140,7 +141,17 @@ class CampaignForm(CampaignFields):
                 + (f" ({sender_note(n)})" if sender_note(n) else ""),
             )
             for n in sender_numbers(membership.user, team)
-            if n.can_sms and not n.is_fax
+            if n.can_sms and not n.is_fax and not high_volume.is_high_volume_number(n)
+        ]
+        # High Volume numbers are kept inactive (no single texts), so compose does not list them.
+        self.fields["senders"].choices += [
+            (
+                str(n.pk),
+                format_number(n.phone_number)
+                + (f" — {n.label}" if n.label else "")
+                + " (High Volume SMS: text only, sends the campaign alone)",
+            )
+            for n in high_volume.numbers_for(membership.user, team)
         ]
         self.fields["tag"].choices = [("", "Choose a tag")] + [
             (t.name, t.name) for t in Tag.objects.filter(team=team).order_by("name")

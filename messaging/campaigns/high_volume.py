@@ -30,8 +30,9 @@ from datetime import timedelta
 
 from messaging.consent import checks
 from messaging.core.phones import format_number
+from messaging.links.connections import usable_for
 from messaging.links.tokens import client_for
-from messaging.models import RingCentralConnection
+from messaging.models import RingCentralConnection, SenderNumber
 from messaging.outbox import delivery_errors
 from messaging.ringcentral import a2p, errors, limits
 from messaging.ringcentral.client import RingCentralClient
@@ -155,6 +156,18 @@ def is_high_volume_number(number) -> bool:
     High Volume SMS, as RingCentral's phone-number list said at the last sync."""
     features = number if isinstance(number, list | tuple) else (number.features or [])
     return A2P_FEATURE in features
+
+
+def numbers_for(user, team) -> list[SenderNumber]:
+    """The High Volume numbers `user` may send campaigns from in `team`: those of the links
+    they may use (as compose decides), found by their feature, since they are kept inactive
+    (they send no single texts)."""
+    numbers = (
+        SenderNumber.objects.filter(connection__in=usable_for(user, team))
+        .select_related("connection")
+        .order_by("phone_number", "pk")
+    )
+    return [number for number in numbers if is_high_volume_number(number)]
 
 
 @dataclass(frozen=True)

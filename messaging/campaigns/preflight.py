@@ -30,7 +30,7 @@ from messaging.models import (
     SkipKind,
 )
 from messaging.outbox import delivery_errors
-from messaging.ringcentral import limits
+from messaging.ringcentral import a2p, limits
 from messaging.sending import ratelimit
 
 # Numbers asked about per consent query.
@@ -157,6 +157,22 @@ def describe_duration(span: timedelta | None) -> str:
     return f"about {hours} h {minutes:02d} min"
 
 
+def high_volume_requests(campaign: Campaign) -> int:
+    """How many batch requests the recipients to send take through High Volume SMS, within
+    RingCentral's limits per request (``ringcentral.a2p.plan_batches``)."""
+    rows = CampaignRecipient.objects.filter(
+        campaign=campaign, state=RecipientState.PENDING, batch_status=""
+    ).values_list("phone_number", "text")
+    messages = [a2p.BatchMessage(to, text) for to, text in rows.iterator(chunk_size=CHUNK) if text]
+    sender = campaign.senders.first()
+    if not messages or sender is None:
+        return 0
+    try:
+        return len(a2p.plan_batches(sender.phone_number, messages))
+    except ValueError:  # a text over the limit: that recipient fails when the campaign runs
+        return math.ceil(len(messages) / limits.A2P_MAX_MESSAGES_PER_BATCH)
+
+
 # --- The page ---------------------------------------------------------------------------------
 
 
@@ -171,6 +187,10 @@ class Summary:
     duration: timedelta | None
     starts_at: datetime | None
     zone: str
+    # Through High Volume SMS: the batch requests it takes (RingCentral then works the batches
+    # through at its own pace, which it does not document: no duration is estimated).
+    high_volume: bool = False
+    requests: int = 0
 
     @property
     def duration_text(self) -> str:
@@ -202,6 +222,20 @@ def summary(campaign: Campaign) -> Summary:
     to_send = by_state.get(RecipientState.PENDING, 0) + by_state.get(RecipientState.RELEASED, 0)
     segments = rows.exclude(state=RecipientState.SKIPPED).aggregate(n=Sum("segments"))["n"] or 0
     zone = team_settings.zone_of(team_settings.settings_for(campaign.team_id))
+    if campaign.uses_high_volume:
+        return Summary(
+            total=sum(by_state.values()),
+            to_send=to_send,
+            skipped=skipped,
+            listed=listed,
+            segments=segments,
+            per_minute=0.0,
+            duration=None,
+            starts_at=campaign.start_at,
+            zone=str(zone),
+            high_volume=True,
+            requests=high_volume_requests(campaign),
+        )
     return Summary(
         total=sum(by_state.values()),
         to_send=to_send,

@@ -11,7 +11,13 @@ from collections.abc import Iterator
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from messaging.models import Campaign, CampaignRecipient, Recipient, RecipientState
+from messaging.models import (
+    Campaign,
+    CampaignRecipient,
+    MessageStatus,
+    Recipient,
+    RecipientState,
+)
 
 HEADER = ["Row", "Number", "Name", "Text", "Result", "Reason", "What to do", "Sent at", "Final at"]
 
@@ -36,6 +42,8 @@ def result_of(row: CampaignRecipient) -> tuple[str, str, str]:
     """(result, reason, what to do) of one recipient as people read them."""
     if row.state == RecipientState.SKIPPED:
         return f"Skipped: {row.get_skip_kind_display().lower()}", row.skip_reason, ""
+    if row.batch_status:
+        return _batch_result(row)
     if row.state == RecipientState.CANCELED or row.message is None:
         label = "Canceled" if row.state == RecipientState.CANCELED else "Not sent yet"
         return label, "", ""
@@ -46,6 +54,16 @@ def result_of(row: CampaignRecipient) -> tuple[str, str, str]:
     if code and reason and code not in reason:
         reason = f"{reason} ({code})"
     return message.get_status_display(), reason, fix
+
+
+def _batch_result(row: CampaignRecipient) -> tuple[str, str, str]:
+    """A High Volume recipient's outcome, as its batch's results said (no outbox message)."""
+    special = {"sending": "Being sent", MessageStatus.UNKNOWN: "Outcome unknown"}
+    label = special.get(row.batch_status) or MessageStatus(row.batch_status).label
+    reason = row.error_reason
+    if row.error_code and reason and row.error_code not in reason:
+        reason = f"{reason} ({row.error_code})"
+    return label, reason, row.error_fix
 
 
 def _when(value) -> str:
@@ -64,6 +82,6 @@ def report_rows(campaign: Campaign) -> Iterator[list]:
             result,
             reason,
             fix,
-            _when(message.sent_at) if message else "",
-            _when(message.final_at) if message else "",
+            _when(message.sent_at) if message else _when(row.released_at),
+            _when(message.final_at) if message else _when(row.final_at),
         ]

@@ -36,7 +36,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
-from messaging.campaigns import preflight, signals
+from messaging.campaigns import batches, preflight, signals
 from messaging.consent import quiet_hours, team_settings
 from messaging.models import (
     Attachment,
@@ -96,25 +96,16 @@ def _after_commit_feed(campaign_id: int) -> None:
 
 
 def _announce(campaign_id: int) -> None:
-    def send():
-        campaign = Campaign.objects.filter(pk=campaign_id).first()
-        if campaign is not None:
-            signals.campaign_finished.send(sender=Campaign, campaign=campaign)
-
-    transaction.on_commit(send, robust=True)
+    signals.announce_finished(campaign_id)
 
 
 # People's actions ---------------------------------------------------------------------------------
 
 
 def start(campaign: Campaign, *, now: datetime | None = None) -> None:
-    """Start a campaign that is not started yet; the feeder releases its first messages."""
+    """Start a campaign that is not started yet; the feeder releases its first messages (or,
+    through High Volume SMS, a worker sends its batches: messaging/campaigns/batches.py)."""
     now = now or timezone.now()
-    if campaign.uses_high_volume:
-        # The High Volume SMS path plugs in here.
-        raise CampaignRefused(
-            "Sending through High Volume SMS is not available yet. Choose a standard number."
-        )
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if locked.status != CampaignStatus.DRAFT:
@@ -132,6 +123,8 @@ def start(campaign: Campaign, *, now: datetime | None = None) -> None:
 
 
 def pause(campaign: Campaign) -> None:
+    if campaign.uses_high_volume and batches.batch_sent(campaign):
+        raise CampaignRefused(batches.REFUSED_AFTER_SENDING)
     with transaction.atomic():
         won = Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.RUNNING).update(
             status=CampaignStatus.PAUSED
@@ -166,6 +159,15 @@ def cancel(campaign: Campaign, *, now: datetime | None = None) -> int:
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if locked.status in (CampaignStatus.CANCELED, CampaignStatus.DONE):
             raise CampaignRefused(f"This campaign is {_state(locked)} already.")
+        if (
+            locked.uses_high_volume
+            and batches.batch_sent(locked)
+            and not CampaignRecipient.objects.filter(
+                campaign=locked, state=RecipientState.PENDING
+            ).exists()
+        ):
+            # Only recipients no batch carried (after a stop) can still be canceled.
+            raise CampaignRefused(batches.REFUSED_AFTER_SENDING)
         Campaign.objects.filter(pk=locked.pk).update(
             status=CampaignStatus.CANCELED, finished_at=now
         )
@@ -209,6 +211,8 @@ def feed_campaign(campaign_id: int, *, now: datetime | None = None) -> int:
     campaign = Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.RUNNING).first()
     if campaign is None or (campaign.start_at and campaign.start_at > now):
         return 0
+    if campaign.uses_high_volume:
+        return batches.send(campaign_id, now=now)
     if stop_if_needed(campaign, now=now):
         return 0
     # The limiter is asked outside any transaction (its database backend locks rows).
@@ -487,6 +491,8 @@ class Progress:
     eta_seconds: int | None
     stop_reason: str
     stop_fix: str
+    # High Volume SMS: a batch was sent, so RingCentral sends it whatever happens here.
+    batch_sent: bool = False
 
     @property
     def finished(self) -> bool:
@@ -514,6 +520,8 @@ class Progress:
 def progress(campaign: Campaign) -> Progress:
     rows = CampaignRecipient.objects.filter(campaign=campaign)
     by_state = dict(rows.values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
+    if campaign.uses_high_volume:
+        return _high_volume_progress(campaign, by_state)
     by_status = dict(
         rows.filter(state=RecipientState.RELEASED)
         .values_list("message__status")
@@ -552,4 +560,27 @@ def progress(campaign: Campaign) -> Progress:
         eta_seconds=eta,
         stop_reason=campaign.stop_reason,
         stop_fix=campaign.stop_fix,
+    )
+
+
+def _high_volume_progress(campaign: Campaign, by_state: dict) -> Progress:
+    """Recipients of a High Volume campaign have no outbox message: their batch results count.
+    RingCentral processes a batch at its own pace, so no ETA is given."""
+    found = batches.counts(campaign)
+    return Progress(
+        status=campaign.status,
+        status_label=campaign.get_status_display(),
+        total=sum(by_state.values()),
+        skipped=by_state.get(RecipientState.SKIPPED, 0),
+        waiting=by_state.get(RecipientState.PENDING, 0),
+        queued=found["queued"],
+        sent=found["sent"],
+        delivered=found["delivered"],
+        failed=found["failed"],
+        canceled=by_state.get(RecipientState.CANCELED, 0),
+        replied=0,
+        eta_seconds=None,
+        stop_reason=campaign.stop_reason,
+        stop_fix=campaign.stop_fix,
+        batch_sent=found["queued"] + found["sent"] + found["delivered"] + found["failed"] > 0,
     )

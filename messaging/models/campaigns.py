@@ -66,7 +66,8 @@ class Campaign(models.Model):
     source_label = models.CharField(max_length=200, blank=True)
     # Merge fields the list offers (a file's columns as field names), in column order.
     fields = models.JSONField(default=list, blank=True)
-    # Through High Volume SMS (messaging/campaigns/running.py refuses it until it is built).
+    # Through High Volume SMS: one text-only batch request per 10,000 recipients from its one
+    # sender (messaging/campaigns/batches.py), instead of one outbox message each.
     uses_high_volume = models.BooleanField(default=False)
     start_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(
@@ -162,6 +163,15 @@ class CampaignRecipient(models.Model):
         related_name="campaign_recipient",
     )
     released_at = models.DateTimeField(null=True, blank=True)
+    # High Volume SMS only (no outbox message): the batch that carried this recipient, once a
+    # request was made for it (a retried send skips it), and its outcome in the outbox's words
+    # (an OutboundMessage status: queued in the batch, sent, delivered, failed, ...).
+    batch_id = models.CharField(max_length=64, blank=True)
+    batch_status = models.CharField(max_length=20, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_reason = models.TextField(blank=True)
+    error_fix = models.TextField(blank=True)
+    final_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["position", "id"]

@@ -11,7 +11,9 @@ Changelists run a fixed number of queries whatever the page holds: related rows 
 
 # Each room registers its own models with the console (Django's admin autodiscovery imports
 # this module).
+from messaging.api import admin as api_admin  # noqa: F401
 from messaging.audit import admin as audit_admin  # noqa: F401
+from messaging.campaigns import admin as campaigns_admin  # noqa: F401
 from messaging.consent import admin as consent_admin  # noqa: F401
 from messaging.contacts import admin as contacts_admin  # noqa: F401
 from messaging.hooks import admin as hooks_admin  # noqa: F401

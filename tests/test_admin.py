@@ -370,3 +370,39 @@ def test_team_membership_and_invitation_pages_render(team, alice, admin_client):
 
 def test_csv_export_with_filters_that_do_not_exist_is_a_400(history, admin_client):
     assert admin_client.get(EXPORT, {"no_such_field": "1"}).status_code == 400
+
+
+def test_campaigns_and_api_keys_are_in_the_console_read_only(team, alice, number, admin_client):
+    from messaging.api import keys
+    from messaging.campaigns import creation
+    from messaging.models import ApiKey, Campaign, Contact, ContactNumber, Membership, Tag
+
+    tag = Tag.objects.create(team=team, name="patients")
+    contact = Contact.objects.create(team=team, name="Ann Lee")
+    ContactNumber.objects.create(contact=contact, team=team, number="+16505550111")
+    contact.tags.add(tag)
+    membership = Membership.objects.get(team=team, user=alice)
+    ask = creation.Request(
+        name="Flu shots", sender_ids=[str(number.pk)], text="Hi {first_name}", tag="patients"
+    )
+    campaign = creation.create(membership, ask)
+    made = keys.create_key(membership, name="Booking system")
+
+    listed = admin_client.get("/admin/messaging/campaign/").content.decode()
+    assert "Flu shots" in listed
+    page = admin_client.get(reverse("admin:messaging_campaign_change", args=[campaign.pk]))
+    assert page.status_code == 200 and "+16505550111" in page.content.decode()
+    change = reverse("admin:messaging_campaign_change", args=[campaign.pk])
+    assert admin_client.post(change, {"name": "Renamed"}).status_code == 403
+    assert Campaign.objects.get().name == "Flu shots"
+
+    html = admin_client.get("/admin/messaging/apikey/").content.decode()
+    api_key = ApiKey.objects.get()
+    assert "Booking system" in html and api_key.prefix in html
+    detail = admin_client.get(reverse("admin:messaging_apikey_change", args=[api_key.pk]))
+    for shown in (html, detail.content.decode()):
+        assert api_key.key_hash not in shown and made.secret not in shown
+    assert (
+        admin_client.post(reverse("admin:messaging_apikey_delete", args=[api_key.pk])).status_code
+        == 403
+    )

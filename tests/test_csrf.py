@@ -87,6 +87,7 @@ PROTECTED_AFTER_SIZE_CHECK = {
 # are 404.
 API_VIEWS = (
     "messaging.api.views.resources.",
+    "messaging.api.views.campaigns.",
     "messaging.api.views.docs.",
     "messaging.api.problems.",
 )

@@ -265,6 +265,7 @@ class Acme:
             "messaging.compose.views": [t.pk for t in self.templates],
             "messaging.hooks.views": [w.pk for w in self.webhooks],
             "messaging.campaigns.views": [c.pk for c in self.campaigns],
+            "messaging.api.views.campaigns": [c.pk for c in self.campaigns],
         }
         # The API's views share one module: `pk` follows the view's resource.
         api = "messaging.api.views.resources."

@@ -214,7 +214,9 @@ def test_invitation_is_kept_and_the_admin_warned_when_the_mail_server_is_down(
 
 
 def test_anonymous_visitor_sees_team_inviter_and_both_ways_in(client, invitation):
-    response = client.get(link(invitation))
+    # One link for the whole test: a link made a second later carries another timestamp.
+    url = link(invitation)
+    response = client.get(url)
 
     assert response.status_code == 200
     body = response.content.decode()
@@ -222,22 +224,23 @@ def test_anonymous_visitor_sees_team_inviter_and_both_ways_in(client, invitation
     assert "alice@example.com" in body
     assert "charlie@example.com" in body
     assert "sender" in body
-    path = link(invitation).replace(":", "%3A").replace("/", "%2F")
+    path = url.replace(":", "%3A").replace("/", "%2F")
     assert f'href="/accounts/signup/?email=charlie%40example.com&amp;next={path}"' in body
     assert f'href="/accounts/login/?next={path}"' in body
     assert client.session[invitations.SESSION_KEY] == invitation.key.hex
 
 
 def test_existing_user_signs_in_through_the_link_and_joins(client, invitation, charlie):
-    login_page = client.get(f"/accounts/login/?next={link(invitation)}")
+    url = link(invitation)  # one link: a link made a second later carries another timestamp
+    login_page = client.get(f"/accounts/login/?next={url}")
     assert login_page.status_code == 200
 
     signed = client.post(
         "/accounts/login/",
-        {"login": "charlie@example.com", "password": PASSWORD, "next": link(invitation)},
+        {"login": "charlie@example.com", "password": PASSWORD, "next": url},
     )
     assert signed.status_code == 302
-    assert signed["Location"] == link(invitation)
+    assert signed["Location"] == url
     page = client.get(link(invitation))
     assert b"Join Acme" in page.content
     assert b'<form method="post">' in page.content
